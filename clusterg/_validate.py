@@ -1,0 +1,115 @@
+"""Input checks shared by every public function.
+
+All failures raise :class:`ClustergError` (a ``ValueError``) with a one-line
+message that names the argument and the problem, so the CLI can print it as is.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["ClustergError", "check_features", "check_labels", "check_k", "check_same_length"]
+
+
+class ClustergError(ValueError):
+    """Bad input or a file that cannot be used; the message is one line for users."""
+
+
+def check_features(x, name: str = "features", min_n: int = 1, normalize: bool = False,
+                   allow_zero: bool = False) -> np.ndarray:
+    """Validate an (N, D) float matrix and return it as C-contiguous float32.
+
+    Rejects: wrong rank, non-numeric dtype, N < ``min_n``, D == 0, NaN/inf, and
+    (unless ``allow_zero``) all-zero rows, which have no direction for cosine
+    similarity. With ``normalize`` the rows are L2-normalised (a copy).
+    Torch tensors are accepted and converted.
+    """
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor without importing torch here
+        x = x.detach().cpu().numpy()
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as e:  # ragged lists and the like
+            raise ClustergError(f"{name}: cannot be read as an array ({e})") from None
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ClustergError(f"{name}: expected a float array, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise ClustergError(f"{name}: expected shape (N, D), got shape {tuple(x.shape)}")
+    n, d = x.shape
+    if d == 0:
+        raise ClustergError(f"{name}: feature dimension D is 0")
+    if n < min_n:
+        raise ClustergError(f"{name}: need at least {min_n} points, got N={n}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if n == 0:
+        return x
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite.all(axis=1))[0])
+        raise ClustergError(f"{name}: contains NaN or inf (first bad row {bad})")
+    norms = np.linalg.norm(x, axis=1)
+    if not allow_zero and (norms == 0).any():
+        bad = int(np.flatnonzero(norms == 0)[0])
+        raise ClustergError(f"{name}: row {bad} is a zero vector, which has no cosine similarity")
+    if normalize:
+        x = x / np.maximum(norms, 1e-12)[:, None]
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    return x
+
+
+def check_labels(y, name: str = "labels", n: int | None = None, allow_negative: bool = True) -> np.ndarray:
+    """Validate a 1-D integer labelling and return it as int64.
+
+    Float arrays are accepted only when every value is a finite whole number.
+    ``n`` checks the length against the number of features.
+    """
+    if hasattr(y, "detach") and hasattr(y, "cpu"):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ClustergError(f"{name}: expected a 1-D array, got shape {tuple(y.shape)}")
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)
+                                 or y.dtype == bool):
+        raise ClustergError(f"{name}: expected integer labels, got dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all():
+            raise ClustergError(f"{name}: contains NaN or inf")
+        if (y != np.round(y)).any():
+            raise ClustergError(f"{name}: labels must be whole numbers")
+    y = y.astype(np.int64)
+    if n is not None and len(y) != n:
+        raise ClustergError(f"{name}: has {len(y)} entries but there are {n} points")
+    if not allow_negative and len(y) and y.min() < 0:
+        raise ClustergError(f"{name}: negative label {int(y.min())}")
+    return y
+
+
+def check_same_length(a: np.ndarray, b: np.ndarray, name_a: str = "gt", name_b: str = "pred") -> None:
+    if len(a) != len(b):
+        raise ClustergError(f"{name_a} has {len(a)} entries but {name_b} has {len(b)}")
+
+
+def check_k(k, n: int, name: str = "k", clamp: bool = False, min_k: int = 1) -> int:
+    """Validate a neighbour count ``k`` (self included) against N points.
+
+    ``k > n`` raises, or with ``clamp`` returns ``n`` (callers log a warning).
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ClustergError(f"{name}: expected an integer, got {k!r}")
+    k = int(k)
+    if k < min_k:
+        raise ClustergError(f"{name}: must be >= {min_k}, got {k}")
+    if k > n:
+        if clamp:
+            return n
+        raise ClustergError(f"{name}={k} is larger than the number of points N={n}; use k <= N")
+    return k
+
+
+def check_threshold(t, name: str = "threshold", lo: float = -1.0, hi: float = 1.0) -> float:
+    try:
+        t = float(t)
+    except (TypeError, ValueError):
+        raise ClustergError(f"{name}: expected a number, got {t!r}") from None
+    if not np.isfinite(t) or t < lo or t > hi:
+        raise ClustergError(f"{name}: must lie in [{lo}, {hi}], got {t}")
+    return t

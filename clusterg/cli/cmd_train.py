@@ -1,0 +1,22 @@
+"""``clusterg train MODEL ...``: each trainer module adds its own sub-command."""
+from __future__ import annotations
+
+import importlib
+import logging
+
+logger = logging.getLogger("clusterg.cli")
+
+TRAINERS = ["clusterg.train.gcn_v", "clusterg.train.gcn_e", "clusterg.train.ada_nets"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a learned clustering model on labelled features")
+    sub = p.add_subparsers(dest="model", metavar="MODEL")
+    sub.required = True
+    for mod in TRAINERS:
+        try:
+            m = importlib.import_module(mod)
+        except ImportError as e:
+            logger.debug("trainer %s not available: %s", mod, e)
+            continue
+        m.add_cli(sub)

@@ -1,0 +1,82 @@
+"""kNN files in learn-to-cluster's layout: ``knns/<split>/faiss_k_<k>.npz``.
+
+The npz holds one array ``data`` of shape ``(N, 2, k)``: ``[:, 0, :]`` the
+neighbour ids (stored as floats, exact up to 2**24 ids in float32, float64 above),
+``[:, 1, :]`` the cosine distances ``1 - sim``; self first.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .._atomic import atomic_path
+from .._validate import ClustergError
+
+logger = logging.getLogger("clusterg.knn")
+
+__all__ = ["save_knn", "load_knn", "knn_path", "check_knn"]
+
+
+def knn_path(root: str | os.PathLike, split: str, k: int) -> Path:
+    """``root/knns/<split>/faiss_k_<k>.npz`` (root is an MS1M-layout folder)."""
+    return Path(root) / "knns" / split / f"faiss_k_{int(k)}.npz"
+
+
+def check_knn(nbrs, sims, n: int | None = None, name: str = "knn") -> tuple[np.ndarray, np.ndarray]:
+    """Validate a ``(nbrs, sims)`` pair; returns int64 / float32 arrays."""
+    nbrs, sims = np.asarray(nbrs), np.asarray(sims)
+    if nbrs.ndim != 2 or nbrs.shape != sims.shape:
+        raise ClustergError(f"{name}: expected nbrs and sims of equal shape (N, k), got {nbrs.shape} and {sims.shape}")
+    if n is not None and nbrs.shape[0] != n:
+        raise ClustergError(f"{name}: has {nbrs.shape[0]} rows but there are {n} points")
+    if np.issubdtype(nbrs.dtype, np.floating):
+        if not np.isfinite(nbrs).all() or (nbrs != np.round(nbrs)).any():
+            raise ClustergError(f"{name}: neighbour ids are not whole numbers")
+    elif not np.issubdtype(nbrs.dtype, np.integer):
+        raise ClustergError(f"{name}: neighbour ids have dtype {nbrs.dtype}")
+    nbrs = nbrs.astype(np.int64, copy=False)
+    rows = nbrs.shape[0]
+    if nbrs.size and (nbrs.min() < 0 or nbrs.max() >= rows):
+        raise ClustergError(f"{name}: neighbour ids must lie in [0, {rows}); found {int(nbrs.min())}..{int(nbrs.max())}")
+    sims = sims.astype(np.float32, copy=False)
+    if not np.isfinite(sims).all():
+        raise ClustergError(f"{name}: similarities contain NaN or inf")
+    return nbrs, sims
+
+
+def save_knn(path: str | os.PathLike, nbrs: np.ndarray, sims: np.ndarray, compress: bool = False) -> Path:
+    """Write ``(nbrs, sims)`` as ``(N, 2, k)`` array ``data`` (ids, 1 - sim); atomic."""
+    nbrs, sims = check_knn(nbrs, sims)
+    dtype = np.float32 if nbrs.shape[0] <= 2 ** 24 else np.float64
+    data = np.empty((nbrs.shape[0], 2, nbrs.shape[1]), dtype=dtype)
+    data[:, 0, :] = nbrs
+    data[:, 1, :] = 1.0 - sims
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".npz") as tmp:
+        (np.savez_compressed if compress else np.savez)(tmp, data=data)
+    return path
+
+
+def load_knn(path: str | os.PathLike, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read a kNN npz (learn-to-cluster layout); ``n`` checks the number of rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClustergError(f"kNN file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            key = "data" if "data" in z.files else (z.files[0] if len(z.files) == 1 else None)
+            if key is None:
+                raise ClustergError(f"{path}: expected an array named 'data', found {z.files}")
+            data = z[key]
+    except ClustergError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+        raise ClustergError(f"{path}: not a readable kNN npz file ({type(e).__name__})") from None
+    if data.ndim != 3 or data.shape[1] != 2:
+        raise ClustergError(f"{path}: expected an array of shape (N, 2, k), got {data.shape}")
+    return check_knn(data[:, 0, :], 1.0 - data[:, 1, :], n=n, name=str(path))

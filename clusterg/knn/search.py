@@ -1,0 +1,235 @@
+"""k-nearest-neighbour search on cosine similarity with faiss.
+
+Plain functions over arrays. Every result is a pair ``(nbrs, sims)``:
+
+* ``nbrs``: int64 ``(N, k)``, neighbour ids, each row sorted by descending similarity;
+* ``sims``: float32 ``(N, k)``, cosine similarities.
+
+``k`` counts the point itself: column 0 is always the query point (similarity 1
+on normalised rows), as in learn-to-cluster's ``faiss_k_80.npz`` files. faiss
+pads rows it cannot fill with ``-1``; those rows are searched again exactly, so
+no ``-1`` ever leaves this module.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Literal
+
+import faiss
+import numpy as np
+
+from .._progress import is_quiet, progress
+from .._validate import ClustergError, check_features, check_k
+
+logger = logging.getLogger("clusterg.knn")
+
+__all__ = ["knn_search", "search_knn", "build_index", "default_nlist", "normalize_rows", "gpu_available"]
+
+Method = Literal["flat", "ivf", "hnsw"]
+_ROW_CHUNK = 65536  # rows validated/normalised/added at once: bounds the memory of memmapped input
+
+
+def gpu_available() -> bool:
+    """True when faiss was built with GPU support and sees at least one GPU."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def default_nlist(n: int) -> int:
+    """IVF lists: about 4 sqrt(N), with at least 39 training points per list (faiss's minimum)."""
+    return int(max(1, min(int(4 * math.sqrt(n)), n // 39)))
+
+
+def normalize_rows(x: np.ndarray, name: str = "features") -> np.ndarray:
+    """Validated, L2-normalised float32 copy of ``x`` (N, D); chunked so memmaps stay cheap."""
+    n = x.shape[0]
+    out = np.empty(x.shape, dtype=np.float32)
+    for s in range(0, n, _ROW_CHUNK):
+        chunk = check_features(np.asarray(x[s:s + _ROW_CHUNK]), name=name, min_n=0, normalize=True)
+        out[s:s + len(chunk)] = chunk
+    return out
+
+
+def _prepare(x, name: str, normalize: bool, min_n: int = 1) -> np.ndarray:
+    if isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.floating):
+        if x.shape[0] < min_n:
+            raise ClustergError(f"{name}: need at least {min_n} points, got N={x.shape[0]}")
+        if x.shape[1] == 0:
+            raise ClustergError(f"{name}: feature dimension D is 0")
+        if normalize:
+            return normalize_rows(x, name)
+        out = np.empty(x.shape, dtype=np.float32)
+        for s in range(0, x.shape[0], _ROW_CHUNK):
+            out[s:s + _ROW_CHUNK] = check_features(np.asarray(x[s:s + _ROW_CHUNK]), name=name, min_n=0,
+                                                    allow_zero=True)
+        return out
+    return check_features(x, name=name, min_n=min_n, normalize=normalize, allow_zero=not normalize)
+
+
+def _use_gpu(device: str) -> bool:
+    if device == "cpu":
+        return False
+    if device == "cuda":
+        if not gpu_available():
+            raise ClustergError("device='cuda' asked for, but faiss has no GPU support or sees no GPU; "
+                                "install clusterg[gpu] on a machine with a GPU, or use device='cpu'")
+        return True
+    if device == "auto":
+        return gpu_available()
+    raise ClustergError(f"device: expected 'cpu', 'cuda' or 'auto', got {device!r}")
+
+
+def build_index(x: np.ndarray, method: Method = "flat", device: str = "cpu", nlist: int | None = None,
+                hnsw_m: int = 32, seed: int = 0, quiet: bool | None = None) -> faiss.Index:
+    """An inner-product faiss index over the float32 rows of ``x`` (already normalised).
+
+    * ``flat``: exact (``IndexFlatIP``).
+    * ``ivf``: ``IndexIVFFlat`` with ``nlist`` lists (default :func:`default_nlist`), trained on at
+      most ``256 * nlist`` rows drawn with ``seed``.
+    * ``hnsw``: ``IndexHNSWFlat`` with ``hnsw_m`` links per node (CPU only).
+    """
+    n, d = x.shape
+    if method == "flat":
+        index = faiss.IndexFlatIP(d)
+    elif method == "ivf":
+        nlist = default_nlist(n) if nlist is None else int(nlist)
+        if nlist < 1 or nlist > n:
+            raise ClustergError(f"nlist must lie in [1, N={n}], got {nlist}")
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = int(seed)
+        n_train = min(n, 256 * nlist)
+        rng = np.random.default_rng(seed)
+        sample = x if n_train == n else x[np.sort(rng.choice(n, n_train, replace=False))]
+        logger.info("training IVF%d on %d rows", nlist, n_train)
+        index.train(np.ascontiguousarray(sample))
+    elif method == "hnsw":
+        if device == "cuda":
+            raise ClustergError("method='hnsw' runs on the CPU only; use 'flat' or 'ivf' on the GPU")
+        index = faiss.IndexHNSWFlat(d, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
+    else:
+        raise ClustergError(f"method: expected 'flat', 'ivf' or 'hnsw', got {method!r}")
+    if _use_gpu(device):
+        res = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(res, 0, index)
+        index._clusterg_res = res  # keep the resources alive as long as the index
+    quiet = is_quiet() if quiet is None else quiet
+    for s in progress(range(0, n, _ROW_CHUNK), desc=f"kNN index ({method})", disable=quiet or n <= _ROW_CHUNK):
+        index.add(np.ascontiguousarray(x[s:s + _ROW_CHUNK]))
+    return index
+
+
+def _set_search_params(index, method: str, k: int, nprobe: int | None, ef_search: int | None) -> None:
+    if method == "ivf":
+        nlist = faiss.extract_index_ivf(index).nlist if not hasattr(index, "nlist") else index.nlist
+        index.nprobe = int(min(nlist, nprobe if nprobe is not None else 32))
+    elif method == "hnsw":
+        index.hnsw.efSearch = int(ef_search if ef_search is not None else max(2 * k, 64))
+
+
+def _search_chunks(index, q: np.ndarray, k: int, chunk_size: int, desc: str, quiet: bool):
+    n = q.shape[0]
+    nbrs = np.empty((n, k), dtype=np.int64)
+    sims = np.empty((n, k), dtype=np.float32)
+    bar = progress(total=n, desc=desc, disable=quiet or n <= chunk_size, unit="q")
+    for s in range(0, n, chunk_size):
+        d, i = index.search(np.ascontiguousarray(q[s:s + chunk_size]), k)
+        sims[s:s + len(d)] = d
+        nbrs[s:s + len(d)] = i
+        bar.update(len(d))
+    bar.close()
+    return nbrs, sims
+
+
+def _fill_pads(nbrs, sims, base: np.ndarray, query: np.ndarray, k: int) -> int:
+    """Redo rows that faiss padded with -1 by exact brute force; returns how many rows."""
+    bad = np.flatnonzero((nbrs < 0).any(axis=1))
+    if len(bad):
+        d, i = faiss.knn(np.ascontiguousarray(query[bad]), base, k, metric=faiss.METRIC_INNER_PRODUCT)
+        nbrs[bad], sims[bad] = i, d
+    return len(bad)
+
+
+def _self_first(nbrs: np.ndarray, sims: np.ndarray, self_sim: np.ndarray) -> None:
+    """Make column 0 the query itself (ties and duplicates can put another point first)."""
+    n, k = nbrs.shape
+    ids = np.arange(n)
+    bad = np.flatnonzero(nbrs[:, 0] != ids)
+    if len(bad):
+        nb, sb, me = nbrs[bad], sims[bad], ids[bad]
+        absent = ~(nb == me[:, None]).any(axis=1)
+        nb[absent, -1] = me[absent]  # self fell off the list: it replaces the farthest entry
+        order = np.argsort(nb != me[:, None], axis=1, kind="stable")  # self first, others keep their order
+        nbrs[bad] = np.take_along_axis(nb, order, axis=1)
+        sims[bad] = np.take_along_axis(sb, order, axis=1)
+    sims[:, 0] = self_sim
+
+
+def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_size: int | None = None,
+               nlist: int | None = None, nprobe: int | None = None, hnsw_m: int = 32,
+               ef_search: int | None = None, normalize: bool = True, seed: int = 0,
+               quiet: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """kNN of every row of ``x`` among the rows of ``x``, on cosine similarity.
+
+    Args:
+        x: features ``(N, D)`` (array, memmap or tensor); N >= 1, finite, no zero rows.
+        k: neighbours per row **including the row itself**; ``1 <= k <= N``, else
+            :class:`~clusterg.ClustergError` (pass ``min(k, N)`` to clamp).
+        method: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"`` (approximate).
+        device: ``"cpu"``, ``"cuda"`` (faiss-gpu) or ``"auto"``.
+        chunk_size: queries per faiss call (bounds the memory of one call); default 16384.
+        nlist, nprobe: IVF lists (default ~4 sqrt(N)) and lists visited per query (default 32).
+        hnsw_m, ef_search: HNSW links per node (32) and search depth (default max(2k, 64)).
+        normalize: L2-normalise rows first (cosine); False uses raw inner products.
+        seed: seed for IVF training.
+
+    Returns:
+        ``(nbrs, sims)``: int64 ``(N, k)`` and float32 ``(N, k)``, self first,
+        descending similarity, no ``-1``.
+    """
+    xs = _prepare(x, "features", normalize)
+    n = xs.shape[0]
+    k = check_k(k, n)
+    chunk_size = int(chunk_size or 16384)
+    if chunk_size < 1:
+        raise ClustergError(f"chunk_size must be >= 1, got {chunk_size}")
+    quiet = is_quiet() if quiet is None else quiet
+    index = build_index(xs, method, device, nlist=nlist, hnsw_m=hnsw_m, seed=seed, quiet=quiet)
+    _set_search_params(index, method, k, nprobe, ef_search)
+    nbrs, sims = _search_chunks(index, xs, k, chunk_size, f"kNN search ({method})", quiet)
+    del index
+    redone = _fill_pads(nbrs, sims, xs, xs, k)
+    if redone:
+        logger.info("%d rows padded by faiss were searched again exactly", redone)
+    self_sim = np.ones(n, dtype=np.float32) if normalize else np.einsum("ij,ij->i", xs, xs)
+    _self_first(nbrs, sims, self_sim)
+    return nbrs, sims
+
+
+def search_knn(base, query, k: int, method: Method = "flat", device: str = "cpu", chunk_size: int | None = None,
+               nlist: int | None = None, nprobe: int | None = None, hnsw_m: int = 32,
+               ef_search: int | None = None, normalize: bool = True, seed: int = 0,
+               quiet: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """kNN of each ``query`` row among the ``base`` rows (no self handling): new faces against known ones.
+
+    Same arguments and result layout as :func:`knn_search`; ``k <= len(base)``.
+    """
+    xb = _prepare(base, "base", normalize)
+    xq = _prepare(query, "query", normalize, min_n=0)
+    if xb.shape[1] != xq.shape[1]:
+        raise ClustergError(f"query has dimension {xq.shape[1]} but base has {xb.shape[1]}")
+    k = check_k(k, xb.shape[0])
+    quiet = is_quiet() if quiet is None else quiet
+    if xq.shape[0] == 0:
+        return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
+    index = build_index(xb, method, device, nlist=nlist, hnsw_m=hnsw_m, seed=seed, quiet=quiet)
+    _set_search_params(index, method, k, nprobe, ef_search)
+    nbrs, sims = _search_chunks(index, xq, k, int(chunk_size or 16384), f"kNN search ({method})", quiet)
+    _fill_pads(nbrs, sims, xb, xq, k)
+    return nbrs, sims
+
+
+def set_num_threads(n: int | None = None) -> None:
+    """Threads faiss may use (default: all cores, or $OMP_NUM_THREADS)."""
+    faiss.omp_set_num_threads(int(n or os.environ.get("OMP_NUM_THREADS", 0) or os.cpu_count() or 1))

@@ -1,0 +1,184 @@
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from clusterg import ClustergError
+from clusterg.knn import cached_knn, knn_recall, knn_search, load_knn, sampled_recall, save_knn, search_knn
+from clusterg.transforms import KNNGraph
+
+from conftest import load_set
+
+
+def brute_force(x, k):
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = xn @ xn.T
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(s, order, axis=1)
+
+
+def test_exact_equals_numpy_brute_force_on_celeba6k(shared_data):
+    x, _ = load_set(shared_data, "celeba6k", "all")
+    nbrs, sims = knn_search(x, 20)
+    ref_nbrs, ref_sims = brute_force(x.astype(np.float64), 20)
+    assert nbrs.shape == (len(x), 20) and nbrs.dtype == np.int64 and sims.dtype == np.float32
+    assert (nbrs[:, 0] == np.arange(len(x))).all()
+    np.testing.assert_allclose(sims, ref_sims, atol=1e-5)
+    # ids agree wherever the similarity is not tied with a neighbour's
+    gaps = np.diff(ref_sims, axis=1)
+    untied = np.ones_like(nbrs, dtype=bool)
+    untied[:, 1:] &= np.abs(gaps) > 1e-5
+    untied[:, :-1] &= np.abs(gaps) > 1e-5
+    assert (nbrs[untied] == ref_nbrs[untied]).mean() > 0.999
+
+
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+def test_approximate_methods_high_recall_no_pads(blobs, method):
+    x, _ = blobs
+    exact, _ = knn_search(x, 10)
+    approx, sims = knn_search(x, 10, method=method, nprobe=8)
+    assert (approx >= 0).all() and (approx[:, 0] == np.arange(len(x))).all()
+    assert knn_recall(approx, exact) > 0.95
+    assert (np.diff(sims[:, 1:], axis=1) <= 1e-6).all()
+
+
+def test_ivf_pads_are_filled_exactly():
+    # one IVF list probed with tiny lists: faiss must pad; those rows are redone exactly
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 8)).astype(np.float32)
+    nbrs, sims = knn_search(x, 50, method="ivf", nlist=10, nprobe=1)
+    exact, esims = knn_search(x, 50)
+    assert (nbrs >= 0).all()
+    assert knn_recall(nbrs, exact) > 0.5
+
+
+def test_chunked_equals_unchunked(blobs):
+    x, _ = blobs
+    a = knn_search(x, 7)
+    b = knn_search(x, 7, chunk_size=13)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_self_first_with_duplicates():
+    x = np.ones((5, 3), np.float32)
+    x[3:] = [1, 0, 0]
+    nbrs, sims = knn_search(x, 3)
+    assert (nbrs[:, 0] == np.arange(5)).all()
+    assert np.allclose(sims[:, 0], 1.0)
+
+
+def test_k_bounds():
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    assert knn_search(x, 5)[0].shape == (5, 5)
+    with pytest.raises(ClustergError, match="larger than the number of points"):
+        knn_search(x, 6)
+    with pytest.raises(ClustergError, match=">= 1"):
+        knn_search(x, 0)
+    nbrs, sims = knn_search(x[:1], 1)
+    assert nbrs.tolist() == [[0]]
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (np.zeros((0, 4), np.float32), "at least 1"),
+    (np.array([[1.0, np.nan], [1, 2]], np.float32), "NaN"),
+    (np.array([[1.0, 0], [0, 0]], np.float32), "zero vector"),
+    (np.ones(5, np.float32), "shape"),
+    (np.array([["a", "b"]]), "dtype"),
+])
+def test_bad_features(bad, msg):
+    with pytest.raises(ClustergError, match=msg):
+        knn_search(bad, 1)
+
+
+def test_npz_round_trip_layout(tmp_path, blobs):
+    x, _ = blobs
+    nbrs, sims = knn_search(x, 5)
+    path = save_knn(tmp_path / "knns" / "part" / "faiss_k_5.npz", nbrs, sims)
+    data = np.load(path)["data"]
+    assert data.shape == (len(x), 2, 5)
+    np.testing.assert_array_equal(data[:, 0, :].astype(np.int64), nbrs)
+    np.testing.assert_allclose(data[:, 1, :], 1 - sims, atol=1e-7)
+    n2, s2 = load_knn(path, n=len(x))
+    np.testing.assert_array_equal(n2, nbrs)
+    np.testing.assert_allclose(s2, sims, atol=1e-6)
+    assert [p.name for p in tmp_path.rglob("*")].count("faiss_k_5.npz") == 1
+    assert not [p for p in tmp_path.rglob(".*")]  # no temp files left
+
+
+def test_corrupt_npz(tmp_path):
+    bad = tmp_path / "k.npz"
+    bad.write_bytes(b"PK\x03\x04 this is not a zip")
+    with pytest.raises(ClustergError, match="not a readable"):
+        load_knn(bad)
+    np.savez(tmp_path / "w.npz", data=np.zeros((3, 3, 2)))
+    with pytest.raises(ClustergError, match=r"\(N, 2, k\)"):
+        load_knn(tmp_path / "w.npz")
+    np.savez(tmp_path / "r.npz", data=np.full((3, 2, 2), 7.0))
+    with pytest.raises(ClustergError, match="must lie in"):
+        load_knn(tmp_path / "r.npz")
+    with pytest.raises(ClustergError, match="rows"):
+        nbrs, sims = knn_search(np.eye(4, dtype=np.float32), 2)
+        save_knn(tmp_path / "ok.npz", nbrs, sims)
+        load_knn(tmp_path / "ok.npz", n=5)
+
+
+def test_cache_reuses_and_rebuilds(tmp_path, blobs, monkeypatch):
+    x, _ = blobs
+    path = tmp_path / "faiss_k_8.npz"
+    a = cached_knn(x, 8, path)
+    assert path.is_file()
+    import clusterg.knn.cache as cache
+    monkeypatch.setattr(cache, "knn_search", lambda *a, **k: (_ for _ in ()).throw(AssertionError("searched")))
+    b = cached_knn(x, 5, path)  # fewer columns: sliced from the cache
+    np.testing.assert_array_equal(b[0], a[0][:, :5])
+    monkeypatch.undo()
+    c = cached_knn(x[:100], 5, path)  # other data: rebuilt
+    assert c[0].shape == (100, 5)
+
+
+def test_search_knn_new_points(blobs):
+    x, _ = blobs
+    nbrs, sims = search_knn(x[:200], x[200:], 3)
+    assert nbrs.shape == (100, 3) and nbrs.max() < 200
+    empty = search_knn(x, np.zeros((0, x.shape[1]), np.float32), 3)
+    assert empty[0].shape == (0, 3)
+    with pytest.raises(ClustergError, match="dimension"):
+        search_knn(x, x[:, :5], 3)
+
+
+def test_recall_functions(blobs):
+    x, _ = blobs
+    nbrs, _ = knn_search(x, 10)
+    assert knn_recall(nbrs, nbrs) == 1.0
+    assert sampled_recall(x, nbrs, n_sample=50) == 1.0
+    shuffled = nbrs.copy()
+    shuffled[:, 5:] = (shuffled[:, 5:] + 1) % len(x)
+    assert knn_recall(shuffled, nbrs) < 0.8
+
+
+def test_knn_graph_transform(blobs):
+    x, _ = blobs
+    data = KNNGraph(k=5)(Data(x=torch.from_numpy(x)))
+    assert data.edge_index.shape == (2, len(x) * 5)
+    nbrs, sims = knn_search(x, 6)
+    # every node receives edges from exactly its 5 nearest neighbours
+    dst = data.edge_index[1].numpy()
+    assert (np.bincount(dst, minlength=len(x)) == 5).all()
+    got = set(zip(data.edge_index[0].tolist(), dst.tolist()))
+    want = {(int(j), i) for i in range(len(x)) for j in nbrs[i, 1:]}
+    assert got == want
+    sym = KNNGraph(k=5, symmetric=True, loop=True, threshold=0.5)(Data(x=torch.from_numpy(x)))
+    ei = sym.edge_index
+    pairs = set(zip(ei[0].tolist(), ei[1].tolist()))
+    assert all((b, a) in pairs for a, b in pairs)
+    assert all((i, i) in pairs for i in range(len(x)))
+    assert (sym.edge_weight > 0.5).all()
+    assert "KNNGraph(k=5" in repr(KNNGraph(k=5))
+
+
+def test_knn_graph_tiny_graphs():
+    one = KNNGraph(k=10)(Data(x=torch.randn(1, 4)))
+    assert one.edge_index.shape == (2, 0)
+    three = KNNGraph(k=10)(Data(x=torch.randn(3, 4)))
+    assert three.edge_index.shape == (2, 6)
