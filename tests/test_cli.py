@@ -150,7 +150,7 @@ def test_tiny_n(tmp_path, capsys, n):
     x = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
     np.save(tmp_path / "t.npy", x)
     if n == 0:
-        bad(capsys, tmp_path, "cluster", tmp_path / "t.npy", match="at least 1")
+        bad(capsys, tmp_path, "cluster", tmp_path / "t.npy", match="empty")
     else:  # one or two points are a valid (trivial) clustering
         code, _, err = run(capsys, "cluster", tmp_path / "t.npy", "-o", tmp_path / "t.meta", "-q")
         assert code == 0, err
@@ -214,4 +214,5 @@ def test_demo_runs_as_a_command():
     res = json.loads(r.stdout)
     scores = {m["method"]: m for m in res["results"]}
     assert set(scores) == {"knn-cc", "infomap"}
-    assert all(0.5 < m["pairwise_fscore"] <= 1 for m in scores.values())
+    assert all(0.3 < m["pairwise_fscore"] <= 1 for m in scores.values())
+    assert scores["infomap"]["pairwise_fscore"] > scores["knn-cc"]["pairwise_fscore"]

@@ -19,4 +19,7 @@ def register(subparsers) -> None:
         except ImportError as e:
             logger.debug("trainer %s not available: %s", mod, e)
             continue
-        m.add_cli(sub)
+        try:
+            m.add_cli(sub)
+        except Exception as e:  # one broken trainer must not hide the others
+            logger.warning("trainer %s failed to load: %s: %s", mod, type(e).__name__, e)

@@ -17,7 +17,7 @@ from ..knn import knn_search
 from ..metrics import evaluate
 
 METHODS = {"knn-cc": dict(k=20), "infomap": dict(k=50)}
-THRESHOLDS = np.round(np.arange(0.80, 0.991, 0.01), 2)
+THRESHOLDS = np.round(np.arange(0.60, 0.991, 0.02), 2)
 
 
 def _best_threshold(name: str, x, y, knn, base: dict) -> float:
@@ -29,10 +29,10 @@ def _best_threshold(name: str, x, y, knn, base: dict) -> float:
     return best_t
 
 
-def run_demo(n: int = 20000, seed: int = 0, json_out: bool = False, dim: int = 128) -> int:
+def run_demo(n: int = 10000, seed: int = 0, json_out: bool = False, dim: int = 128) -> int:
     from ..data.synth import synth_ms1m
     t0 = time.perf_counter()
-    x_tune, y_tune = synth_ms1m(n // 2, dim=dim, seed=seed + 1000)
+    x_tune, y_tune = synth_ms1m(n, dim=dim, seed=seed + 1000)  # same size: thresholds depend on density
     x_test, y_test = synth_ms1m(n, dim=dim, seed=seed)
     k = max(v["k"] for v in METHODS.values())
     knn_tune = knn_search(x_tune, min(k, len(x_tune)))

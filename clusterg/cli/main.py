@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="cluster a built-in synthetic face-like set and print the scores")
-    p.add_argument("--n", type=int, default=20000, help="points in the demo set (default 20000)")
+    p.add_argument("--n", type=int, default=10000, help="points in the demo set (default 10000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     add_common_args(p)
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(mod).register(sub)
         except ImportError as e:  # an optional part that is not installed
             logger.debug("sub-command module %s not available: %s", mod, e)
+        except Exception as e:  # a broken optional part must not take the other commands down with it
+            logging.getLogger("clusterg").warning("sub-command module %s failed to load: %s: %s", mod,
+                                                  type(e).__name__, e)
     return parser
 
 
