@@ -348,3 +348,15 @@ def test_real_celeba6k(shared_data):
     assert np.all(norms > 0.5) and np.all(norms < 3.0)  # dlib descriptors, not garbage
     after = feat.stat()
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_atomic_output_has_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from clusterg.data.io import write_meta
+    write_meta(tmp_path / "p.meta", [0, 1])
+    mode = stat.S_IMODE(os.stat(tmp_path / "p.meta").st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mode == 0o666 & ~mask
