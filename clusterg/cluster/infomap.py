@@ -39,7 +39,7 @@ class InfomapClusterer(BaseClusterer):
     Args:
         k: neighbours per point including itself (default 50, as the plain-Infomap face baseline).
         threshold: keep edges with similarity above it (default 0.58, that baseline's ``min_sim``
-            for MS1M features; dlib faces need about 0.9).
+            for MS1M features; dlib face vectors are best near 0.94-0.95).
         knn_method, device, seed: as :class:`~clusterg.cluster.KNNConnectedComponents`; ``seed``
             also seeds Infomap, so the same input gives the same clusters.
         trials: Infomap restarts (the best is kept).

@@ -49,7 +49,8 @@ class FaissKMeans(BaseClusterer):
             (:func:`kmeanspp_init`), above it from faiss's random rows (default 2000).
 
     Attributes:
-        labels_: int64 ``(N,)``; cluster_centers_: float32 ``(n_clusters, D)``.
+        labels_: int64 ``(N,)``, clusters 0..C-1.
+        cluster_centers_: float32 ``(n_clusters, D)``, unit-norm centroids.
     """
 
     def __init__(self, n_clusters: int | None = None, niter: int = 20, nredo: int = 1, seed: int = 0,

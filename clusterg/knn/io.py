@@ -26,8 +26,12 @@ def knn_path(root: str | os.PathLike, split: str, k: int) -> Path:
     return Path(root) / "knns" / split / f"faiss_k_{int(k)}.npz"
 
 
-def check_knn(nbrs, sims, n: int | None = None, name: str = "knn") -> tuple[np.ndarray, np.ndarray]:
-    """Validate a ``(nbrs, sims)`` pair; returns int64 / float32 arrays."""
+def check_knn(nbrs, sims, n: int | None = None, name: str = "knn",
+              allow_pad: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a ``(nbrs, sims)`` pair; returns int64 / float32 arrays.
+
+    ``allow_pad`` accepts ``-1`` ids (faiss's padding) for consumers that skip them.
+    """
     nbrs, sims = np.asarray(nbrs), np.asarray(sims)
     if nbrs.ndim != 2 or nbrs.shape != sims.shape:
         raise ClustergError(f"{name}: expected nbrs and sims of equal shape (N, k), got {nbrs.shape} and {sims.shape}")
@@ -40,8 +44,12 @@ def check_knn(nbrs, sims, n: int | None = None, name: str = "knn") -> tuple[np.n
         raise ClustergError(f"{name}: neighbour ids have dtype {nbrs.dtype}")
     nbrs = nbrs.astype(np.int64, copy=False)
     rows = nbrs.shape[0]
-    if nbrs.size and (nbrs.min() < 0 or nbrs.max() >= rows):
-        raise ClustergError(f"{name}: neighbour ids must lie in [0, {rows}); found {int(nbrs.min())}..{int(nbrs.max())}")
+    lo = -1 if allow_pad else 0
+    if nbrs.size and (nbrs.min() < lo or nbrs.max() >= rows):
+        raise ClustergError(f"{name}: neighbour ids must lie in [0, {rows}){' (or -1 for padding)' if allow_pad else ''};"
+                            f" found {int(nbrs.min())}..{int(nbrs.max())}")
+    if not (np.issubdtype(sims.dtype, np.floating) or np.issubdtype(sims.dtype, np.integer)):
+        raise ClustergError(f"{name}: similarities have dtype {sims.dtype}")
     sims = sims.astype(np.float32, copy=False)
     if not np.isfinite(sims).all():
         raise ClustergError(f"{name}: similarities contain NaN or inf")

@@ -11,7 +11,7 @@ __all__ = ["knn_recall", "sampled_recall"]
 
 
 def knn_recall(nbrs_approx: np.ndarray, nbrs_exact: np.ndarray) -> float:
-    """Mean over rows of |approx_i ∩ exact_i| / k (recall@k); both ``(M, k)`` id arrays."""
+    """recall@k: the mean over rows of ``len(set(approx[i]) & set(exact[i])) / k``; both ``(M, k)`` id arrays."""
     a, e = np.asarray(nbrs_approx, dtype=np.int64), np.asarray(nbrs_exact, dtype=np.int64)
     if a.ndim != 2 or a.shape != e.shape:
         raise ClustergError(f"recall: shapes differ or are not 2-D: {a.shape} vs {e.shape}")

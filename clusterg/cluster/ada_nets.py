@@ -1,0 +1,104 @@
+"""Ada-NETS clustering: structure space -> AND -> adaptive graph -> GCN embeddings -> linkage."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import torch
+
+from .._validate import ClustergError, check_threshold
+from ..knn import knn_search
+from ..train.ada_nets import MODEL_NAME, link, models_from_checkpoint, refine
+from ..train.checkpoint import load_checkpoint, packaged_weights
+from ._common import features_and_knn
+from .base import BaseClusterer
+
+__all__ = ["AdaNetsClusterer", "PACKAGED_WEIGHTS"]
+
+logger = logging.getLogger("clusterg.cluster.ada_nets")
+PACKAGED_WEIGHTS = {128: "ada_nets_dlib128.pt"}
+
+
+class AdaNetsClusterer(BaseClusterer):
+    """Ada-NETS (Wang et al., ICLR 2022) with a choice of final linkage.
+
+    Pipeline: cosine kNN (``k`` neighbours, self included) -> structure space ->
+    AND predicts each node's neighbour count -> adaptive graph -> two-layer GCN
+    encoder -> kNN on the refined embeddings (``k_final`` from the checkpoint) ->
+    ``linkage='cc'``: edges with similarity > ``threshold``, connected components
+    (the paper), or ``linkage='infomap'``: Infomap on edges with similarity >
+    ``min_sim`` weighted by similarity. By default the checkpoint's choice (made on
+    held-aside training identities) is used.
+
+    Args:
+        checkpoint: path of a checkpoint from ``clusterg train ada-nets``; None uses
+            the packaged weights (128-d dlib face embeddings only).
+        k: neighbours of the input kNN and structure space (default 80).
+        threshold: edge threshold on refined cosine similarity (for Infomap too
+            unless ``min_sim`` is given); None = the value chosen at training time
+            on held-aside identities.
+        linkage: 'cc', 'infomap' or None (the checkpoint's choice).
+        min_sim: Infomap edge threshold; None = the value chosen at training time.
+        graph: GCN input graph, 'and' (adaptive) or 'knn'; None = checkpoint's choice.
+        knn_method, device: kNN search backend (see :func:`clusterg.knn.knn_search`).
+        seed: seeds Infomap.
+
+    After ``fit``: ``labels_`` (int64 (N,)), ``embeddings_`` (float32 (N, d)),
+    ``k_hat_`` (int64 (N,) or None), ``linkage_`` (the linkage used).
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, k: int = 80, threshold: float | None = None,
+                 linkage: str | None = None, min_sim: float | None = None, graph: str | None = None,
+                 knn_method: str = "flat", device: str = "cpu", seed: int = 0):
+        self.checkpoint = checkpoint
+        self.k = k
+        self.threshold = threshold
+        self.linkage = linkage
+        self.min_sim = min_sim
+        self.graph = graph
+        self.knn_method = knn_method
+        self.device = device
+        self.seed = seed
+
+    def _load(self, dim: int):
+        path = self.checkpoint
+        if path is None:
+            name = PACKAGED_WEIGHTS.get(dim)
+            path = packaged_weights(name) if name else None
+            if path is None:
+                raise ClustergError(f"no packaged Ada-NETS weights for {dim}-d features; train a checkpoint with "
+                                    f"'clusterg train ada-nets FEATURES --labels L -o ckpt.pt' and pass it")
+        blob = load_checkpoint(path, model=MODEL_NAME, in_dim=dim)
+        return models_from_checkpoint(blob)
+
+    def fit(self, X, y=None, knn=None) -> "AdaNetsClusterer":
+        if self.linkage not in (None, "cc", "infomap"):
+            raise ClustergError(f"linkage must be 'cc', 'infomap' or None, got {self.linkage!r}")
+        if self.graph not in (None, "and", "knn"):
+            raise ClustergError(f"graph must be 'and', 'knn' or None, got {self.graph!r}")
+        x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed)
+        n = len(x)
+        and_model, gcn, cfg = self._load(x.shape[1])
+        if self.graph is not None:
+            cfg["graph"] = self.graph
+        linkage = cfg.get("linkage", "cc") if self.linkage is None else self.linkage
+        if linkage == "infomap":
+            # without min_sim, a given threshold (e.g. --threshold on the command line) is Infomap's edge cut
+            thr = self.min_sim if self.min_sim is not None else (
+                self.threshold if self.threshold is not None else cfg["min_sim"])
+        else:
+            thr = cfg["threshold"] if self.threshold is None else self.threshold
+        thr = check_threshold(thr, "min_sim" if linkage == "infomap" and self.min_sim is not None else "threshold")
+        if n == 1:
+            self.labels_ = np.zeros(1, dtype=np.int64)
+            self.embeddings_, self.k_hat_ = None, None
+            return self
+        with torch.inference_mode():
+            z, extras = refine(x, nbrs, sims, and_model, gcn, cfg)
+        kf = min(int(cfg["k_final"]), n)
+        nb, si = knn_search(z, kf, method=self.knn_method, device=self.device, seed=self.seed, normalize=False)
+        self.labels_ = link(nb, si, linkage, thr, seed=self.seed)
+        self.linkage_ = linkage
+        self.embeddings_, self.k_hat_ = z, extras["k_hat"]
+        return self

@@ -1,0 +1,223 @@
+"""GCN-V and GCN-V + GCN-E clusterers (``clusterg cluster --method gcn-v | gcn-ve``).
+
+Yang et al., "Learning to Cluster Faces via Confidence and Connectivity
+Estimation", CVPR 2020: GCN-V predicts a confidence per face on the kNN graph;
+every face links to the nearest neighbour with a higher confidence (GCN-V); with
+GCN-E (GCN-V + GCN-E) the link is checked by GCN-E's same-identity probability
+(cut when doubtful, kept slightly below ``threshold`` when GCN-E is sure, or the
+paper's rule: the candidate GCN-E scores best). Links scoring at most
+``threshold`` are cut and the remaining trees are the clusters.
+
+Without ``checkpoint`` the weights shipped for 128-d dlib face embeddings are
+used (``clusterg/weights/gcn_v_dlib128.pt`` and ``gcn_e_dlib128.pt``); other
+feature dimensions need a checkpoint from ``clusterg train gcn-v`` / ``gcn-e``.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from .._validate import ClustergError, check_threshold
+from ..linkage.tree_deduction import nearest_higher, parents_to_labels
+from ..train.checkpoint import packaged_weights
+from ._common import features_and_knn
+from .base import BaseClusterer
+
+__all__ = ["GCNVClusterer", "GCNVEClusterer", "PACKAGED_GCN_V", "PACKAGED_GCN_E"]
+
+log = logging.getLogger("clusterg.cluster.gcn_v")
+
+PACKAGED_GCN_V = "gcn_v_dlib128.pt"
+PACKAGED_GCN_E = "gcn_e_dlib128.pt"
+_PACKAGED_DIM = 128
+
+
+def _resolve(checkpoint, dim: int, name: str, model: str):
+    if checkpoint is not None:
+        return checkpoint
+    if dim == _PACKAGED_DIM:
+        p = packaged_weights(name)
+        if p is not None:
+            return p
+        raise ClustergError(f"the packaged {model} weights ({name}) are missing from this installation; "
+                            f"pass checkpoint=... (train one with `clusterg train {model}`)")
+    raise ClustergError(f"no pretrained {model} weights for {dim}-d features (shipped weights are for 128-d dlib "
+                        f"face embeddings); train a checkpoint with `clusterg train {model} FEATURES --labels L "
+                        f"-o ckpt.pt` and pass it as checkpoint")
+
+
+def _trivial(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.int64)
+
+
+class GCNVClusterer(BaseClusterer):
+    """GCN-V confidences + tree deduction.
+
+    Args:
+        k: kNN size for GCN-V, self included (default: the checkpoint's; clamped to N).
+        threshold: similarity a parent link must exceed (the paper's tau; default: the
+            checkpoint's value chosen on held-aside identities).
+        tau_0: cut of the first pass on the input kNN when ``passes=2`` (default: checkpoint).
+        passes: 1 links on the input kNN; 2 rebuilds the kNN on GCN-V features first, as the
+            paper does (default: whichever won on the checkpoint's validation identities).
+        checkpoint: GCN-V checkpoint; default the packaged dlib-128 weights for 128-d input.
+        knn_method, device, seed: kNN search settings (see :func:`clusterg.knn.knn_search`).
+
+    Attributes:
+        ``labels_`` (N,) int64; ``confidence_`` (N,) float32; ``parent_`` (N,) int64 (-1 for peaks).
+    """
+
+    def __init__(self, k: int | None = None, threshold: float | None = None, tau_0: float | None = None,
+                 passes: int | None = None, checkpoint=None, knn_method: str = "flat", device: str = "cpu",
+                 seed: int = 0):
+        self.k = k
+        self.threshold = threshold
+        self.tau_0 = tau_0
+        self.passes = passes
+        self.checkpoint = checkpoint
+        self.knn_method = knn_method
+        self.device = device
+        self.seed = seed
+
+    def _load(self, dim: int):
+        from ..train.gcn_v import load_gcn_v
+        return load_gcn_v(_resolve(self.checkpoint, dim, PACKAGED_GCN_V, "gcn-v"), in_dim=dim)
+
+    def _confidence(self, X, knn):
+        """Validated x, GCN-V confidences and hidden features, the kNN used, and the config."""
+        from ..train.gcn_v import gcn_v_graph, predict_gcn_v
+        x = np.asarray(X) if not hasattr(X, "detach") else X
+        dim = int(np.shape(x)[1]) if np.ndim(x) == 2 else -1
+        if dim < 1:
+            raise ClustergError(f"features: expected shape (N, D), got shape {tuple(np.shape(x))}")
+        model, config, _ = self._load(dim)
+        k = config["k"] if self.k is None else self.k
+        x, nbrs, sims = features_and_knn(X, k, knn, self.knn_method, self.device, self.seed)
+        if len(x) < 2:
+            return x, None, None, nbrs, sims, config
+        torch.manual_seed(self.seed)
+        nbrs, sims, agg = gcn_v_graph(x, nbrs.shape[1], config.get("th_sim", 0.0), knn=(nbrs, sims))
+        conf, hidden = predict_gcn_v(model, x, agg)
+        return x, conf, hidden, nbrs, sims, config
+
+    def fit(self, X, y=None, knn=None) -> "GCNVClusterer":
+        from ..train.gcn_v import _knn, gcn_features
+        x, conf, hidden, nbrs, sims, config = self._confidence(X, knn)
+        n = len(x)
+        if conf is None:
+            self.labels_, self.confidence_, self.parent_ = _trivial(n), np.zeros(n, np.float32), -np.ones(n, np.int64)
+            return self
+        passes = int(config.get("passes", 2) if self.passes is None else self.passes)
+        if passes not in (1, 2):
+            raise ClustergError(f"passes must be 1 or 2, got {passes}")
+        tau_0 = check_threshold(config["tau_0"] if self.tau_0 is None else self.tau_0, "tau_0")
+        parent, psim = nearest_higher(nbrs, sims, conf)
+        self.labels_pass1_ = parents_to_labels(parent, psim, tau_0)
+        if passes == 2:
+            n2, s2 = _knn(gcn_features(hidden), nbrs.shape[1], self.knn_method, self.seed)
+            parent, psim = nearest_higher(n2, s2, conf)
+            tau = check_threshold(config["tau"] if self.threshold is None else self.threshold, "threshold")
+            self.labels_ = parents_to_labels(parent, psim, tau)
+        else:
+            tau = check_threshold(tau_0 if self.threshold is None else self.threshold, "threshold")
+            self.labels_ = parents_to_labels(parent, psim, tau)
+        self.confidence_ = conf.astype(np.float32)
+        self.parent_ = np.where(psim > tau, parent, -1).astype(np.int64)
+        return self
+
+
+class GCNVEClusterer(GCNVClusterer):
+    """GCN-V confidences, GCN-E parent choice on candidate sets, tree deduction.
+
+    Args:
+        k: kNN size for GCN-V (default: checkpoint's).
+        k_e: kNN size of GCN-E's candidate sets (default: checkpoint's; paper 160).
+        threshold: similarity a parent link must exceed (tau; default: checkpoint's).
+        ignore_ratio: fraction of lowest-confidence nodes that skip GCN-E and link to their
+            nearest higher-confidence neighbour (the paper's 1 - rho; default: checkpoint's).
+        rule: ``"argmax"`` (the paper: link to the candidate GCN-E scores highest),
+            ``"nearest"`` (keep GCN-V's parent; GCN-E only checks and rescores the link) or
+            ``"gate"`` (the nearest candidate GCN-E accepts); default: checkpoint's.
+            See :func:`clusterg.train.gcn_e.choose_parents`.
+        alpha: edge score = cosine similarity + ``alpha * (p - 0.5)`` with GCN-E's probability
+            ``p`` (0 = the paper's similarity cut); default: checkpoint's.
+        p_min: links whose GCN-E probability is below ``p_min`` are cut (``"nearest"``) or
+            passed over for the next candidate (``"gate"``); default: checkpoint's.
+        p_high, beta: links with GCN-E probability ``>= p_high`` get ``beta`` added to their
+            score before the ``threshold`` cut; default: checkpoint's.
+        checkpoint: GCN-E checkpoint (it embeds the GCN-V weights it was trained with);
+            default the packaged dlib-128 weights for 128-d input.
+        batch_graphs: candidate sets per GCN-E forward pass (memory vs speed).
+        knn_method, device, seed: kNN search settings.
+    """
+
+    def __init__(self, k: int | None = None, k_e: int | None = None, threshold: float | None = None,
+                 ignore_ratio: float | None = None, rule: str | None = None, alpha: float | None = None,
+                 p_min: float | None = None, p_high: float | None = None, beta: float | None = None,
+                 checkpoint=None, batch_graphs: int = 512, knn_method: str = "flat", device: str = "cpu",
+                 seed: int = 0):
+        self.k = k
+        self.k_e = k_e
+        self.threshold = threshold
+        self.ignore_ratio = ignore_ratio
+        self.rule = rule
+        self.alpha = alpha
+        self.p_min = p_min
+        self.p_high = p_high
+        self.beta = beta
+        self.checkpoint = checkpoint
+        self.batch_graphs = batch_graphs
+        self.knn_method = knn_method
+        self.device = device
+        self.seed = seed
+
+    def _load(self, dim: int):
+        from ..train.gcn_e import load_gcn_ve
+        v, e, config, blob = load_gcn_ve(_resolve(self.checkpoint, dim, PACKAGED_GCN_E, "gcn-e"), in_dim=dim)
+        self._gcn_e, self._config_e = e, config
+        return v, config["gcn_v"], blob
+
+    def fit(self, X, y=None, knn=None) -> "GCNVEClusterer":
+        from ..train.gcn_e import edge_features, gcn_e_parents, knn_space
+        from ..train.gcn_v import _knn
+        if isinstance(self.batch_graphs, bool) or not isinstance(self.batch_graphs, (int, np.integer)) \
+                or self.batch_graphs < 1:
+            raise ClustergError(f"batch_graphs must be a positive integer, got {self.batch_graphs!r}")
+        x, conf, hidden, nbrs, sims, _ = self._confidence(X, knn)
+        n = len(x)
+        if conf is None:
+            self.labels_, self.confidence_, self.parent_ = _trivial(n), np.zeros(n, np.float32), -np.ones(n, np.int64)
+            return self
+        cfg = self._config_e
+        ratio = check_threshold(cfg["ignore_ratio"] if self.ignore_ratio is None else self.ignore_ratio,
+                                "ignore_ratio", 0.0, 1.0)
+        tau = check_threshold(cfg["tau"] if self.threshold is None else self.threshold, "threshold")
+        k_e = cfg["k"] if self.k_e is None else self.k_e
+        if isinstance(k_e, bool) or not isinstance(k_e, (int, np.integer)) or k_e < 2:
+            raise ClustergError(f"k_e must be an integer >= 2, got {k_e!r}")
+        k_e = min(int(k_e), n)
+        feat = edge_features(x, hidden, cfg["feature"])
+        if knn_space(cfg["feature"]) == "raw":
+            if knn is not None and np.shape(knn[0])[1] >= k_e:
+                _, en, es = features_and_knn(x, k_e, knn)
+            elif k_e <= nbrs.shape[1]:
+                en, es = nbrs[:, :k_e], sims[:, :k_e]
+            else:
+                en, es = _knn(x, k_e, self.knn_method, self.seed)
+        else:
+            en, es = _knn(feat, k_e, self.knn_method, self.seed)
+        torch.manual_seed(self.seed)
+        rule = cfg.get("rule", "argmax") if self.rule is None else self.rule
+        alpha = check_threshold(cfg.get("alpha", 0.0) if self.alpha is None else self.alpha, "alpha", 0.0, 1.0)
+        extra = {}
+        for name, default in (("p_min", 0.0), ("p_high", 1.0), ("beta", 0.0)):
+            val = getattr(self, name)
+            extra[name] = check_threshold(cfg.get(name, default) if val is None else val, name, 0.0, 1.0)
+        parent, psim = gcn_e_parents(self._gcn_e, feat, en, es, conf, ratio, rule=rule, alpha=alpha,
+                                     batch_graphs=int(self.batch_graphs), **extra)
+        self.labels_ = parents_to_labels(parent, psim, tau)
+        self.confidence_ = conf.astype(np.float32)
+        self.parent_ = np.where(psim > tau, parent, -1).astype(np.int64)
+        return self

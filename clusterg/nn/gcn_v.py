@@ -1,0 +1,72 @@
+"""GCN-V: vertex confidence estimation (Yang et al., "Learning to Cluster Faces via
+Confidence and Connectivity Estimation", CVPR 2020).
+
+One :class:`~clusterg.nn.graph_conv.GCNVConv` on the kNN graph, then
+``Linear -> PReLU -> Linear`` to one confidence per node. The hidden features
+feed the second linkage pass and GCN-E.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._validate import ClustergError, check_labels
+from .graph_conv import GCNVConv
+
+__all__ = ["GCNV", "confidence_targets"]
+
+
+class GCNV(torch.nn.Module):
+    """Confidence regressor.
+
+    Args:
+        in_dim: feature size D.
+        hidden: width of the graph layer and head (default 512).
+        dropout: input dropout of the graph layer (default 0).
+
+    ``forward(x (N, D), edge_index, edge_weight=None, x_agg=None)`` returns
+    ``(confidence (N,), hidden (N, hidden))``.
+    """
+
+    def __init__(self, in_dim: int, hidden: int = 512, dropout: float = 0.0):
+        super().__init__()
+        if int(in_dim) < 1 or int(hidden) < 1:
+            raise ClustergError(f"GCNV: in_dim and hidden must be >= 1, got {in_dim}, {hidden}")
+        self.in_dim, self.hidden = int(in_dim), int(hidden)
+        self.conv = GCNVConv(self.in_dim, self.hidden, dropout=dropout)
+        self.head = torch.nn.Sequential(torch.nn.Linear(self.hidden, self.hidden),
+                                        torch.nn.PReLU(self.hidden),
+                                        torch.nn.Linear(self.hidden, 1))
+
+    def forward(self, x: Tensor, edge_index=None, edge_weight: Tensor | None = None,
+                x_agg: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if x.dim() != 2 or x.size(1) != self.in_dim:
+            raise ClustergError(f"GCNV: expected x of shape (N, {self.in_dim}), got {tuple(x.shape)}")
+        h = self.conv(x, edge_index, edge_weight, x_agg=x_agg)
+        return self.head(h).view(-1), h
+
+
+def confidence_targets(nbrs, sims, labels) -> np.ndarray:
+    """Ground-truth confidence ``s_nbr`` (learn-to-cluster ``conf_metric='s_nbr'``).
+
+    ``c_i = Σ_{j in kNN(i)} (+sim_ij if y_j == y_i else -sim_ij)`` over the whole kNN
+    row (self included, adding +1; ``-1`` pads skipped), then ``c /= max |c|``.
+
+    Args:
+        nbrs: int (N, k) neighbour ids; sims: float (N, k) cosine similarities;
+        labels: int (N,) identities.
+    Returns:
+        float32 (N,) in [-1, 1].
+    """
+    from ..knn.io import check_knn
+    nbrs, sims = check_knn(nbrs, sims, allow_pad=True)
+    y = check_labels(labels, n=nbrs.shape[0])
+    valid = nbrs >= 0
+    same = y[np.where(valid, nbrs, 0)] == y[:, None]
+    signed = np.where(same, sims, -sims) * valid
+    conf = signed.sum(axis=1, dtype=np.float64)
+    m = np.abs(conf).max() if conf.size else 0.0
+    if m > 0:
+        conf = conf / m
+    return conf.astype(np.float32)
