@@ -176,3 +176,16 @@ def test_shipped_weights_beat_knn_cc_on_dev(shared_data):
     labels = AdaNetsClusterer().fit(x, knn=(nbrs, sims)).labels_
     f = pairwise(y, labels)[2]
     assert f > base + 0.02, (f, base)
+
+
+def test_raw_similarity_guard_keeps_unrelated_points_apart():
+    # six points, three far-apart tight pairs: the 5-NN graph is complete, so without the
+    # input-space guard the encoder's mean aggregation blends everything into one cluster
+    from clusterg.cluster.ada_nets import AdaNetsClusterer
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 128))
+    x = (np.repeat(centres, 2, axis=0) + 0.01 * rng.normal(size=(6, 128))).astype(np.float32)
+    guarded = AdaNetsClusterer().fit_predict(x)
+    assert guarded.tolist() == [0, 0, 1, 1, 2, 2]
+    unguarded = AdaNetsClusterer(raw_min_sim=-1.0).fit_predict(x)
+    assert len(set(unguarded.tolist())) < 3

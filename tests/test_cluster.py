@@ -135,3 +135,16 @@ def test_infomap_beats_knn_cc_on_celeba6k(shared_data):
              for t in (0.95, 0.96, 0.97))
     im = max(pairwise(y, InfomapClusterer(k=50, threshold=t).fit_predict(x, knn=knn))[2] for t in (0.93, 0.94, 0.95))
     assert im > cc + 0.05
+
+
+def test_infomap_after_user_imported_infomap_first():
+    # infomap and faiss are both SWIG modules; reading Infomap's result iterators crashed when
+    # infomap was imported before faiss
+    import subprocess
+    import sys
+    code = ("import infomap\nimport numpy as np\nfrom clusterg.cluster import InfomapClusterer\n"
+            "x = np.random.default_rng(0).normal(size=(200, 16)).astype('float32')\n"
+            "print(len(set(InfomapClusterer(k=10, threshold=0.2).fit_predict(x).tolist())))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert int(r.stdout.strip()) >= 1

@@ -15,7 +15,8 @@ def cmd_images(args: argparse.Namespace) -> int:
     embedder = FaceEmbedder(upsample=args.upsample, max_side=args.max_side or None, num_jitters=args.jitters)
     out = cluster_images(args.input, args.output, method=args.method, threshold=args.threshold, k=args.k,
                          all_faces=args.all_faces, export_folders=args.export_folders, copy=args.copy,
-                         cache=False if args.no_cache else (args.cache or True), embedder=embedder, seed=args.seed, quiet=args.quiet)
+                         cache=False if args.no_cache else (args.cache or True), embedder=embedder, seed=args.seed,
+                         checkpoint=args.checkpoint, quiet=args.quiet)
     n_ok = sum(1 for o in out if o["cluster_id"] >= 0)
     n_clusters = len({o["cluster_id"] for o in out if o["cluster_id"] >= 0})
     if not args.quiet:
@@ -35,10 +36,12 @@ def register(subparsers) -> None:
     p.add_argument("input", help="JSON list of objects with img_path (relative to the JSON's folder or absolute)")
     p.add_argument("-o", "--output", required=True, help="output JSON (never the input)")
     p.add_argument("--method", default=None,
-                   help="clustering method (default: the best learned method with weights for dlib faces, "
+                   help="clustering method, e.g. infomap, knn-cc, gcn-v (default: infomap when installed, "
                         "else knn-cc)")
+    p.add_argument("--checkpoint", default=None, help="trained weights for a learned method (e.g. gcn-v)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="similarity threshold (default: the method's; knn-cc: 0.91 + 0.013 log10(N))")
+                   help="similarity threshold (default: infomap 0.90 + 0.013 log10(N), knn-cc 0.91 + 0.013 "
+                        "log10(N) for N faces; other methods their own)")
     p.add_argument("--k", type=int, default=None, help="neighbours per face, self included (clamped to N)")
     p.add_argument("--all-faces", action="store_true",
                    help="cluster every face, listing them under 'faces' with their boxes")

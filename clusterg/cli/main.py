@@ -1,7 +1,7 @@
 """The ``clusterg`` command line.
 
 Sub-commands: ``knn``, ``cluster``, ``eval``, ``demo``, plus those registered by
-optional modules (``train``, ``images``, ``synth``, ``bench``). Bad input ends with
+optional modules (``train``, ``images``, ``synth``). Bad input ends with
 one line ``clusterg: error: ...`` and exit status 2; outputs are written atomically.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .._validate import ClustergError
 
 logger = logging.getLogger("clusterg.cli")
 
-PLUGINS = ["clusterg.cli.cmd_train", "clusterg.cli.cmd_images", "clusterg.cli.cmd_synth", "clusterg.cli.cmd_bench"]
+PLUGINS = ["clusterg.cli.cmd_train", "clusterg.cli.cmd_images", "clusterg.cli.cmd_synth"]
 
 
 def _features(args) -> np.ndarray:
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     set_quiet(quiet)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="clusterg: %(message)s",
                         stream=sys.stderr)
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its "Loading faiss with AVX2 support" lines
     try:
         return int(args.func(args) or 0)
     except ClustergError as e:

@@ -20,6 +20,10 @@ logger = logging.getLogger("clusterg.cluster.ada_nets")
 PACKAGED_WEIGHTS = {128: "ada_nets_dlib128.pt"}
 
 
+#: Input-space similarity floor for the packaged weights, by feature dimension (see ``raw_min_sim``).
+_PACKAGED_RAW_MIN_SIM = {128: 0.89}
+
+
 class AdaNetsClusterer(BaseClusterer):
     """Ada-NETS (Wang et al., ICLR 2022) with a choice of final linkage.
 
@@ -43,6 +47,13 @@ class AdaNetsClusterer(BaseClusterer):
         graph: GCN input graph, 'and' (adaptive) or 'knn'; None = checkpoint's choice.
         knn_method, device: kNN search backend (see :func:`clusterg.knn.knn_search`).
         seed: seeds Infomap.
+        raw_min_sim: edges of the final graph whose cosine similarity between the *input*
+            features is below it are cut, a guard against the encoder merging points that
+            are far apart in the input space (e.g. a handful of unrelated vectors, whose
+            kNN graph is complete). None = the checkpoint's ``raw_min_sim``, or for the
+            packaged dlib-128 weights 0.89, below every same-identity 20-NN pair of the
+            CelebA ``train`` split they were trained on (lowest 0.896); a checkpoint
+            without it has no guard.
 
     After ``fit``: ``labels_`` (int64 (N,)), ``embeddings_`` (float32 (N, d)),
     ``k_hat_`` (int64 (N,) or None), ``linkage_`` (the linkage used).
@@ -50,7 +61,8 @@ class AdaNetsClusterer(BaseClusterer):
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, k: int = 80, threshold: float | None = None,
                  linkage: str | None = None, min_sim: float | None = None, graph: str | None = None,
-                 knn_method: str = "flat", device: str = "cpu", seed: int = 0):
+                 knn_method: str = "flat", device: str = "cpu", seed: int = 0, raw_min_sim: float | None = None):
+        self.raw_min_sim = raw_min_sim
         self.checkpoint = checkpoint
         self.k = k
         self.threshold = threshold
@@ -98,6 +110,12 @@ class AdaNetsClusterer(BaseClusterer):
             z, extras = refine(x, nbrs, sims, and_model, gcn, cfg)
         kf = min(int(cfg["k_final"]), n)
         nb, si = knn_search(z, kf, method=self.knn_method, device=self.device, seed=self.seed, normalize=False)
+        guard = self.raw_min_sim if self.raw_min_sim is not None else cfg.get(
+            "raw_min_sim", _PACKAGED_RAW_MIN_SIM.get(x.shape[1]) if self.checkpoint is None else None)
+        if guard is not None:
+            guard = check_threshold(guard, "raw_min_sim")
+            raw = np.einsum("ij,ikj->ik", x, x[nb])  # input-space cosine of each refined-kNN edge
+            si = np.where(raw < guard, -1.0, si).astype(np.float32)
         self.labels_ = link(nb, si, linkage, thr, seed=self.seed)
         self.linkage_ = linkage
         self.embeddings_, self.k_hat_ = z, extras["k_hat"]

@@ -1,6 +1,9 @@
 """Infomap community detection on the kNN graph: the unsupervised anchor of the field."""
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 
 from .._validate import ClustergError, check_threshold
@@ -25,11 +28,17 @@ def infomap_labels(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray,
     im.add_nodes(range(int(n)))
     if len(src):
         im.add_links(np.column_stack([src, dst, weight]).astype(np.float64))
-    result = im.run()
-    # infomap >= 2.15 returns a Result; older releases keep the modules on the Infomap object
-    mods = dict(result.modules()) if result is not None and hasattr(result, "modules") else im.get_modules()
-    labels = np.empty(int(n), dtype=np.int64)
-    labels[np.fromiter(mods.keys(), np.int64, len(mods))] = np.fromiter(mods.values(), np.int64, len(mods))
+    im.run()
+    # Read the partition through a .clu file, not the result iterators: infomap and faiss are both
+    # SWIG modules, and when infomap is imported first its iterators resolve to faiss's and crash.
+    with tempfile.TemporaryDirectory(prefix="clusterg-infomap-") as tmp:
+        clu = os.path.join(tmp, "modules.clu")
+        im.write_clu(clu)
+        table = np.loadtxt(clu, comments="#", usecols=(0, 1), dtype=np.int64, ndmin=2)
+    labels = np.full(int(n), -1, dtype=np.int64)
+    labels[table[:, 0]] = table[:, 1]
+    missing = labels < 0  # every node was added, so none should be; keep them apart if one is
+    labels[missing] = labels.max() + 1 + np.arange(missing.sum())
     return relabel(labels)
 
 

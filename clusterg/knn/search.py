@@ -81,12 +81,15 @@ def _use_gpu(device: str) -> bool:
 
 
 def build_index(x: np.ndarray, method: Method = "flat", device: str = "cpu", nlist: int | None = None,
-                hnsw_m: int = 32, seed: int = 0, quiet: bool | None = None) -> faiss.Index:
+                hnsw_m: int = 32, seed: int = 0, quiet: bool | None = None,
+                train_per_list: int = 64) -> faiss.Index:
     """An inner-product faiss index over the float32 rows of ``x`` (already normalised).
 
     * ``flat``: exact (``IndexFlatIP``).
-    * ``ivf``: ``IndexIVFFlat`` with ``nlist`` lists (default :func:`default_nlist`), trained on at
-      most ``256 * nlist`` rows drawn with ``seed``.
+    * ``ivf``: ``IndexIVFFlat`` with ``nlist`` lists (default :func:`default_nlist`), its k-means
+      trained on at most ``train_per_list * nlist`` rows drawn with ``seed`` (64 a list: training
+      costs ``rows * nlist * D`` an iteration, which dominates at millions of rows with faiss's
+      own 256).
     * ``hnsw``: ``IndexHNSWFlat`` with ``hnsw_m`` links per node (CPU only).
     """
     n, d = x.shape
@@ -99,10 +102,13 @@ def build_index(x: np.ndarray, method: Method = "flat", device: str = "cpu", nli
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = int(seed)
-        n_train = min(n, 256 * nlist)
+        if int(train_per_list) < 1:
+            raise ClustergError(f"train_per_list must be >= 1, got {train_per_list}")
+        n_train = min(n, int(train_per_list) * nlist)
         rng = np.random.default_rng(seed)
         sample = x if n_train == n else x[np.sort(rng.choice(n, n_train, replace=False))]
         logger.info("training IVF%d on %d rows", nlist, n_train)
+        index.cp.max_points_per_centroid = int(train_per_list)
         index.train(np.ascontiguousarray(sample))
     elif method == "hnsw":
         if device == "cuda":

@@ -1,4 +1,4 @@
-"""``nn.Module``s of the learned clustering methods, usable inside any PyG model."""
+"""PyTorch modules (``nn.Module``) of the learned clustering methods, usable inside any PyG model."""
 from .ada_gcn import AdaGCN, pair_loss
 from .and_module import AND, and_loss
 from .gcn_e import GCNE, candidate_batch
