@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from .._atomic import refuse_same_file
-from .._progress import set_quiet
+from .._progress import is_quiet, set_quiet
 from .._validate import ClustergError
 
 logger = logging.getLogger("clusterg.cli")
@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet = getattr(args, "quiet", False)
+    quiet = getattr(args, "quiet", False) or is_quiet()  # --quiet, or CLUSTERG_QUIET=1 in the environment
     set_quiet(quiet)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="clusterg: %(message)s",
                         stream=sys.stderr)
