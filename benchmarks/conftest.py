@@ -9,38 +9,20 @@ while a developer can scale it up::
 * ``CLUSTERG_BENCH_N``   faces in the synthetic set (default 3000)
 * ``CLUSTERG_BENCH_D``   dimension (default 128: the packaged GCN-V weights are for 128-d)
 * ``CLUSTERG_BENCH_K``   neighbours per face, self included (default 20)
-* ``CLUSTERG_DATA``      folder of the real data sets (default ``../shared/data``)
+* ``CLUSTERG_DATA``      folder of the real data sets (default ``../shared/data``; see the root ``conftest.py``)
 
 Files named ``bench_*.py`` are collected (``python_files`` in ``pyproject.toml``).
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from clusterg._progress import set_quiet
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-
 BENCH_N = int(os.environ.get("CLUSTERG_BENCH_N", "3000"))
 BENCH_D = int(os.environ.get("CLUSTERG_BENCH_D", "128"))
 BENCH_K = int(os.environ.get("CLUSTERG_BENCH_K", "20"))
-
-
-def shared_data_root() -> Path | None:
-    env = os.environ.get("CLUSTERG_DATA")
-    root = Path(env) if env else (REPO.parent / "shared" / "data")
-    return root if root.is_dir() else None
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _quiet():
-    set_quiet(True)
-    yield
 
 
 @pytest.fixture(scope="session")
@@ -60,26 +42,6 @@ def synth_knn(synth_set) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def celeba_dev() -> tuple[np.ndarray, np.ndarray]:
+def celeba_dev(shared_set) -> tuple[np.ndarray, np.ndarray]:
     """The real CelebA ``dev`` split (10,567 dlib faces, 128-d); skips when the data is absent."""
-    root = shared_data_root()
-    if root is None or not (root / "celeba" / "features" / "dev.bin").is_file():
-        pytest.skip("real data not found: ../shared/data/celeba is absent and CLUSTERG_DATA is unset")
-    from clusterg.data.io import read_bin, read_meta
-    x = np.asarray(read_bin(root / "celeba" / "features" / "dev.bin", dim=128), dtype=np.float32)
-    return x, read_meta(root / "celeba" / "labels" / "dev.meta")
-
-
-def load_set(root: Path, name: str, split: str, dim: int = 128):
-    """``(x, y)`` of ``root/name`` split ``split``; skips when absent.
-
-    Same helper as in ``tests/conftest.py``: test modules import it with
-    ``from conftest import load_set``, and when ``tests`` and ``benchmarks`` run in one
-    session this module may be the ``conftest`` they get.
-    """
-    from clusterg.data.io import read_bin, read_meta
-    feats = root / name / "features" / f"{split}.bin"
-    labels = root / name / "labels" / f"{split}.meta"
-    if not feats.is_file():
-        pytest.skip(f"{feats} not present")
-    return np.asarray(read_bin(feats, dim=dim)), read_meta(labels)
+    return shared_set("celeba", "dev")

@@ -157,11 +157,9 @@ def test_training_validates_input():
         train_ada_nets(x, np.arange(20) % 4, holdout=1.5)
 
 
-def test_shipped_weights_beat_knn_cc_on_dev(shared_data):
+def test_shipped_weights_beat_knn_cc_on_dev(shared_set):
     """The packaged checkpoint (trained on celeba train) clusters the disjoint dev split better than
     the best-threshold kNN + connected-components baseline."""
-    from conftest import load_set
-
     from clusterg.cluster.ada_nets import AdaNetsClusterer
     from clusterg.knn import knn_search
     from clusterg.linkage import connected_components, threshold_edges
@@ -169,7 +167,7 @@ def test_shipped_weights_beat_knn_cc_on_dev(shared_data):
     from clusterg.train.checkpoint import packaged_weights
     if packaged_weights("ada_nets_dlib128.pt") is None:
         pytest.skip("packaged Ada-NETS weights not present")
-    x, y = load_set(shared_data, "celeba", "dev")
+    x, y = shared_set("celeba", "dev")
     nbrs, sims = knn_search(x, 80)
     base = max(pairwise(y, connected_components(len(x), *threshold_edges(nbrs[:, :20], sims[:, :20], t)))[2]
                for t in np.arange(0.90, 0.99, 0.005))

@@ -11,8 +11,6 @@ from clusterg.cli.main import main
 from clusterg.data.io import read_meta, write_bin, write_meta
 from clusterg.metrics import evaluate
 
-from conftest import load_set
-
 
 def run(capsys, *argv):
     code = main([str(a) for a in argv])
@@ -63,12 +61,12 @@ def test_eval_json_equals_naive_definitions(tmp_path, capsys):
         assert m["bcubed_fscore"] == pytest.approx(2 * bp * br / (bp + br))
 
 
-def test_knn_command_exact_equals_brute_force(shared_data, tmp_path, capsys):
+def test_knn_command_exact_equals_brute_force(shared_data, shared_set, tmp_path, capsys):
     code, _, err = run(capsys, "knn", shared_data / "celeba6k/features/all.bin", "--dim", 128, "--k", 10,
                        "-o", tmp_path / "knn.npz", "-q")
     assert code == 0, err
     data = np.load(tmp_path / "knn.npz")["data"]
-    x, _ = load_set(shared_data, "celeba6k", "all")
+    x, _ = shared_set("celeba6k", "all")
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     s = np.sort(xn @ xn.T, axis=1)[:, ::-1][:, :10]
     np.testing.assert_allclose(1 - data[:, 1, :], s, atol=1e-5)

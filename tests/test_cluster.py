@@ -8,8 +8,6 @@ from clusterg.knn import knn_search
 from clusterg.linkage import UnionFind, connected_components, relabel, threshold_edges
 from clusterg.metrics import evaluate, pairwise
 
-from conftest import load_set
-
 
 def test_connected_components_hand_made():
     lab = connected_components(6, [0, 1, 4], [1, 2, 5])
@@ -120,16 +118,16 @@ def test_registry_names():
     assert set(available_methods()) <= set(CLUSTERERS)
 
 
-def test_knn_cc_on_celeba6k_reaches_baseline(shared_data):
-    x, y = load_set(shared_data, "celeba6k", "all")
+def test_knn_cc_on_celeba6k_reaches_baseline(shared_set):
+    x, y = shared_set("celeba6k", "all")
     knn = knn_search(x, 20)
     best = max(evaluate(y, KNNConnectedComponents(k=20, threshold=t).fit_predict(x, knn=knn))["pairwise_fscore"]
                for t in (0.95, 0.955, 0.96, 0.965))
     assert best >= 0.75
 
 
-def test_infomap_beats_knn_cc_on_celeba6k(shared_data):
-    x, y = load_set(shared_data, "celeba6k", "all")
+def test_infomap_beats_knn_cc_on_celeba6k(shared_set):
+    x, y = shared_set("celeba6k", "all")
     knn = knn_search(x, 50)
     cc = max(pairwise(y, KNNConnectedComponents(k=20, threshold=t).fit_predict(x, knn=knn))[2]
              for t in (0.95, 0.96, 0.97))

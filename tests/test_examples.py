@@ -16,21 +16,19 @@ SKIPPED = 77
 TIMEOUT = 600
 
 
-def _env(tmp_path: Path) -> dict:
+def _env(data_root: Path | None) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("OMP_NUM_THREADS", "2")
     env["CLUSTERG_QUIET"] = "1"
     env["MPLBACKEND"] = "Agg"
-    from conftest import shared_data_root  # the same data lookup as the fixtures
-    root = shared_data_root()
-    if root is not None:
-        env["CLUSTERG_DATA"] = str(root.resolve())
+    if data_root is not None:
+        env["CLUSTERG_DATA"] = str(data_root.resolve())
     return env
 
 
-def _run(args, tmp_path):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=tmp_path, env=_env(tmp_path), capture_output=True,
+def _run(args, tmp_path, data_root):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=tmp_path, env=_env(data_root), capture_output=True,
                           text=True, timeout=TIMEOUT)
 
 
@@ -40,11 +38,11 @@ def test_there_are_examples():
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_runs(script, tmp_path):
-    help_ = _run([script, "--help"], tmp_path)
+def test_example_runs(script, tmp_path, shared_data_dir):
+    help_ = _run([script, "--help"], tmp_path, shared_data_dir)
     assert help_.returncode == 0, f"{script.name} --help failed:\n{help_.stderr[-3000:]}"
     args = ["--small"] if "--small" in help_.stdout else []  # else the script must be small by default
-    res = _run([script, *args], tmp_path)
+    res = _run([script, *args], tmp_path, shared_data_dir)
     if res.returncode == SKIPPED:
         pytest.skip(f"{script.name}: {res.stdout.strip().splitlines()[-1] if res.stdout.strip() else 'skipped'}")
     assert res.returncode == 0, (f"{script.name} {' '.join(args)} failed (exit {res.returncode}); every example "

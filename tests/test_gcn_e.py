@@ -14,20 +14,7 @@ from clusterg.metrics import evaluate
 from clusterg.nn.gcn_e import GCNE, candidate_batch
 from clusterg.transforms.gcn_graph import knn_adjacency
 
-from conftest import load_set
-
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def faces():
-    """40 identities x 10 unit vectors in 32-d (enough identities for the held-aside split)."""
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(40, 32))
-    y = np.repeat(np.arange(40), 10)
-    x = centers[y] + 0.1 * rng.normal(size=(400, 32))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float32), y
 
 
 @pytest.fixture
@@ -237,14 +224,14 @@ def test_reproduction_script_on_synthetic_ms1m(tmp_path, capsys):
     assert paper["gcn_v"]["k"] == 80 and paper["gcn_e"]["k"] == 160 and len(paper["test_splits"]) == 5
 
 
-def test_shipped_gcn_ve_on_real_faces(shared_data):
+def test_shipped_gcn_ve_on_real_faces(shared_set):
     """Packaged dlib-128 GCN-V + E: beats best-threshold knn-cc on celeba dev, and GCN-V alone on
     both F-scores on celeba dev and on celeba6k (raw dlib vectors, never trained on)."""
     from clusterg.cluster import make_clusterer
     from clusterg.train.checkpoint import packaged_weights
     if packaged_weights("gcn_e_dlib128.pt") is None:
         pytest.fail("clusterg/weights/gcn_e_dlib128.pt is missing")
-    x, y = load_set(shared_data, "celeba", "dev")
+    x, y = shared_set("celeba", "dev")
     knn = knn_search(x, 80)
     best_fp = best_fb = 0.0
     for t in np.arange(0.93, 0.975, 0.0025):
@@ -254,7 +241,7 @@ def test_shipped_gcn_ve_on_real_faces(shared_data):
     assert ve["pairwise_fscore"] > best_fp + 0.05 and ve["bcubed_fscore"] > best_fb
     v = evaluate(y, make_clusterer("gcn-v").fit_predict(x, knn=knn))
     assert ve["pairwise_fscore"] >= v["pairwise_fscore"] and ve["bcubed_fscore"] >= v["bcubed_fscore"]
-    x6, y6 = load_set(shared_data, "celeba6k", "all")
+    x6, y6 = shared_set("celeba6k", "all")
     knn6 = knn_search(x6, 80)  # rows are L2-normalised inside
     ve6 = evaluate(y6, make_clusterer("gcn-ve").fit_predict(x6, knn=knn6))
     v6 = evaluate(y6, make_clusterer("gcn-v").fit_predict(x6, knn=knn6))

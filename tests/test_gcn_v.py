@@ -12,19 +12,6 @@ from clusterg.nn.gcn_v import GCNV, confidence_targets
 from clusterg.nn.graph_conv import GCNVConv
 from clusterg.transforms.gcn_graph import GCNGraph, adjacency_to_edges, adjacency_to_torch, build_adjacency
 
-from conftest import load_set
-
-
-@pytest.fixture
-def faces():
-    """40 identities x 10 unit vectors in 32-d (enough identities for the held-aside split)."""
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(40, 32))
-    y = np.repeat(np.arange(40), 10)
-    x = centers[y] + 0.1 * rng.normal(size=(400, 32))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float32), y
-
 
 def _dense(a):
     return np.asarray(a.todense())
@@ -205,13 +192,13 @@ def test_no_weights_for_other_dims():
         GCNVEClusterer().fit(x)
 
 
-def test_shipped_gcn_v_beats_knn_cc_on_dev(shared_data):
+def test_shipped_gcn_v_beats_knn_cc_on_dev(shared_set):
     """The packaged dlib-128 GCN-V beats the best-threshold 20-NN connected components on celeba dev."""
     from clusterg.cluster import make_clusterer
     from clusterg.train.checkpoint import packaged_weights
     if packaged_weights("gcn_v_dlib128.pt") is None:
         pytest.fail("clusterg/weights/gcn_v_dlib128.pt is missing")
-    x, y = load_set(shared_data, "celeba", "dev")
+    x, y = shared_set("celeba", "dev")
     nbrs, sims = knn_search(x, 80)
     best_fp = best_fb = 0.0
     for t in np.arange(0.93, 0.975, 0.0025):  # oracle threshold for the baseline

@@ -411,7 +411,7 @@ def test_embeddings_reproduce_the_dlib_features_of_the_data_set(face_images, sha
     np.testing.assert_array_equal(again, recs[0].embedding)  # deterministic
 
 
-def test_default_threshold_is_near_optimal_on_held_out_identities(shared_data):
+def test_default_threshold_is_near_optimal_on_held_out_identities(shared_set):
     """Infomap at default_threshold(N) (fitted on CelebA train) stays close to the best threshold
     of a grid on the dev split's identities, for small and mid-sized collections."""
     import importlib.util
@@ -421,8 +421,7 @@ def test_default_threshold_is_near_optimal_on_held_out_identities(shared_data):
     from clusterg.knn import knn_search
     if importlib.util.find_spec("infomap") is None:
         pytest.skip("the infomap package is not installed")
-    from conftest import load_set
-    x, y = load_set(shared_data, "celeba", "dev")
+    x, y = shared_set("celeba", "dev")
     rng = np.random.default_rng(5)
     ids = np.unique(y)
     grid = np.round(np.arange(0.90, 0.976, 0.005), 3)

@@ -7,8 +7,6 @@ from clusterg import ClustergError
 from clusterg.knn import cached_knn, knn_recall, knn_search, load_knn, sampled_recall, save_knn, search_knn
 from clusterg.transforms import KNNGraph
 
-from conftest import load_set
-
 
 def brute_force(x, k):
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -17,8 +15,8 @@ def brute_force(x, k):
     return order, np.take_along_axis(s, order, axis=1)
 
 
-def test_exact_equals_numpy_brute_force_on_celeba6k(shared_data):
-    x, _ = load_set(shared_data, "celeba6k", "all")
+def test_exact_equals_numpy_brute_force_on_celeba6k(shared_set):
+    x, _ = shared_set("celeba6k", "all")
     nbrs, sims = knn_search(x, 20)
     ref_nbrs, ref_sims = brute_force(x.astype(np.float64), 20)
     assert nbrs.shape == (len(x), 20) and nbrs.dtype == np.int64 and sims.dtype == np.float32

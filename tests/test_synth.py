@@ -9,8 +9,6 @@ from clusterg.data import MS1MDataset, read_bin, read_meta, sidecar_path
 from clusterg.data.synth import (FACES_PER_ID, MS1M_SPLITS, SynthSpec, default_n_ids, iter_synth, synth_ms1m,
                                  write_synth)
 
-from conftest import load_set
-
 
 def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -181,9 +179,9 @@ def _nn_rate_and_means(x, y):
     return nn, v[same].mean(), v[~same].mean()
 
 
-def test_calibrated_against_real_celeba_dev(shared_data):
+def test_calibrated_against_real_celeba_dev(shared_set):
     """At D=128 with CelebA dev's identity sizes, the synthetic set looks like the real one."""
-    xr, yr = load_set(shared_data, "celeba", "dev")
+    xr, yr = shared_set("celeba", "dev")
     # a 4,000-face subset of whole identities keeps this test fast
     keep = yr < np.searchsorted(np.cumsum(np.bincount(yr)), 4000)
     xr, yr = np.ascontiguousarray(xr[keep]), yr[keep]

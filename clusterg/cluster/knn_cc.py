@@ -71,7 +71,7 @@ class KNNConnectedComponents(BaseClusterer):
         uf = UnionFind.from_labels(self.labels_)
         uf.add(len(xn))
         uf.union_many(rows[keep], nbrs.ravel()[keep])
-        roots = np.array([uf.find(i) for i in range(len(allx))])
+        roots = uf.roots()
         # keep old ids stable: a cluster takes the smallest old label among its members
         old = np.full(len(allx), np.iinfo(np.int64).max)
         np.minimum.at(old, roots[:n_old], self.labels_)
