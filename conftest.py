@@ -1,4 +1,10 @@
-"""Fixtures shared by ``tests/`` and ``benchmarks/``: where the real data sets are, and quiet progress bars."""
+"""Fixtures shared by ``tests/`` and ``benchmarks/``: where the real data sets are, and quiet progress bars.
+
+``CLUSTERG_REQUIRE_DATA=1`` (set by ``.ci/run``) turns every skip into a failure that names what is missing:
+the real data, a shipped checkpoint, an installed extra (dlib, infomap, sphinx). A skip that is by design in
+some configurations (a benchmark size, a feature dimension) gives a reason starting with ``"not applicable"``
+and stays a skip.
+"""
 import os
 from pathlib import Path
 
@@ -8,13 +14,66 @@ import pytest
 from clusterg._progress import set_quiet
 
 REPO = Path(__file__).resolve().parent
+REQUIRE_DATA = "CLUSTERG_REQUIRE_DATA"
+NOT_APPLICABLE = "not applicable"  # skip reasons starting so stay skips under CLUSTERG_REQUIRE_DATA=1
+
+
+def data_required() -> bool:
+    """True when ``$CLUSTERG_REQUIRE_DATA`` is set to anything but ``""`` / ``"0"``: skips fail."""
+    return os.environ.get(REQUIRE_DATA, "").strip() not in ("", "0")
+
+
+def _data_path() -> Path:
+    env = os.environ.get("CLUSTERG_DATA")
+    return Path(env) if env else (REPO.parent / "shared" / "data")
 
 
 def shared_data_root() -> Path | None:
     """``$CLUSTERG_DATA`` or ``../shared/data`` beside the repository, if it exists."""
-    env = os.environ.get("CLUSTERG_DATA")
-    root = Path(env) if env else (REPO.parent / "shared" / "data")
+    root = _data_path()
     return root if root.is_dir() else None
+
+
+def _skip_reason(longrepr) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (path, line, "Skipped: reason")
+        longrepr = longrepr[2]
+    text = str(longrepr)
+    return text[len("Skipped: "):] if text.startswith("Skipped: ") else text
+
+
+def _skip_to_failure(report) -> None:
+    reason = _skip_reason(report.longrepr)
+    if reason.startswith(NOT_APPLICABLE):
+        return
+    report.outcome = "failed"
+    report.longrepr = (f"{REQUIRE_DATA}=1 makes this skip a failure; missing: {reason}")
+
+
+def pytest_report_header(config):
+    root = _data_path()
+    return (f"clusterg real data: {root} ({'found' if root.is_dir() else 'MISSING'}); "
+            f"{REQUIRE_DATA}={'1: skips fail' if data_required() else 'unset: missing data skips'}")
+
+
+def pytest_configure(config):
+    if data_required():  # a module whose extra is missing fails, and the other modules still run
+        config.option.continue_on_collection_errors = True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and data_required():
+        _skip_to_failure(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and data_required():  # module-level skips: pytest.importorskip("dlib"), ...
+        _skip_to_failure(report)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -33,7 +92,9 @@ def shared_data_dir() -> Path | None:
 def shared_data(shared_data_dir) -> Path:
     """The real data sets in ../shared/data (or $CLUSTERG_DATA); skips when absent."""
     if shared_data_dir is None:
-        pytest.skip("real data not found: ../shared/data is absent and CLUSTERG_DATA is unset")
+        where = (f"CLUSTERG_DATA={os.environ['CLUSTERG_DATA']} is not a folder" if os.environ.get("CLUSTERG_DATA")
+                 else f"{_data_path()} is absent and CLUSTERG_DATA is unset")
+        pytest.skip(f"real data not found: {where}")
     return shared_data_dir
 
 
@@ -43,8 +104,9 @@ def shared_set(shared_data):
     from clusterg.data import MS1MDataset
 
     def load(name: str, split: str, dim: int = 128):
-        if not (shared_data / name / "features" / f"{split}.bin").is_file():
-            pytest.skip(f"{name}/{split} not present in {shared_data}")
+        feats = shared_data / name / "features" / f"{split}.bin"
+        if not feats.is_file():
+            pytest.skip(f"real data set {name}/{split} not present: {feats} is missing")
         ds = MS1MDataset(shared_data / name, split, dim=dim)
         return np.asarray(ds.x), ds.y
 

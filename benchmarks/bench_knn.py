@@ -8,7 +8,10 @@ Small sizes by default so CI runs in seconds::
 The goal (exact flat search within 1.05x of raw faiss) is read off the ``ratio`` the
 ``test_exact_ratio`` case prints and stores in ``extra_info``: both run in the same process
 on the same data and thread count; clusterg adds validation, normalisation, chunking and the
-self-first fix.
+self-first fix. The ratio is the median of five back-to-back (faiss, clusterg) pairs, so a load
+change during the run hits both sides of a pair. The case fails above ``CLUSTERG_BENCH_KNN_MAX_RATIO``
+(default 1.3): on a shared, loaded 2-core machine the median over pairs ranged 1.0-1.19 between runs
+of the same code, so the 1.05 goal itself is checked on an idle machine by setting the variable to 1.05.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from clusterg.knn import knn_search
 N = int(os.environ.get("CLUSTERG_BENCH_KNN_N", "10000"))
 D = int(os.environ.get("CLUSTERG_BENCH_KNN_D", "128"))
 K = int(os.environ.get("CLUSTERG_BENCH_KNN_K", "80"))
+MAX_RATIO = float(os.environ.get("CLUSTERG_BENCH_KNN_MAX_RATIO", "1.3"))
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +65,13 @@ def test_exact_ratio(benchmark, feats):
         return time.perf_counter() - t
 
     ours, raw = [], []
-    for _ in range(3):
+    for _ in range(5):
         raw.append(timed(raw_faiss_flat, feats, K))
         ours.append(timed(knn_search, feats, K, quiet=True))
-    ratio = float(np.median(ours) / np.median(raw))
+    ratio = float(np.median(np.array(ours) / np.array(raw)))
     benchmark.extra_info.update(ratio=ratio, clusterg_s=float(np.median(ours)), faiss_s=float(np.median(raw)), n=N,
                                 d=D, k=K)
     print(f"\nexact kNN N={N} D={D} k={K}: clusterg {np.median(ours):.3f} s, raw faiss {np.median(raw):.3f} s, "
           f"ratio {ratio:.3f}")
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    assert ratio < 1.5, "clusterg adds more than half the search time on top of faiss"
+    assert ratio < MAX_RATIO, f"clusterg takes {ratio:.3f}x raw faiss's time (limit {MAX_RATIO})"

@@ -72,6 +72,30 @@ def labels(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _cache[n]
 
 
+_ref_cache: dict[int, dict] = {}
+
+
+def reference(n: int) -> dict:
+    """The scores of ``labels(n)`` by scikit-learn's pair counts and NMI (``-1`` made singletons first), and
+    BCubed by the reference-style loop at ``NAIVE_SIZE`` items at most (it is the slow peer)."""
+    if n not in _ref_cache:
+        _ref_cache[n] = _reference(*labels(n))
+    return _ref_cache[n]
+
+
+def _reference(gt: np.ndarray, pred: np.ndarray) -> dict:
+    from sklearn.metrics import normalized_mutual_info_score
+    from sklearn.metrics.cluster import pair_confusion_matrix
+    p = singletonize(pred)
+    c = pair_confusion_matrix(gt, p).astype(np.float64)  # [[TN, FP], [FN, TP]] over ordered pairs
+    prec, rec = c[1, 1] / (c[1, 1] + c[0, 1]), c[1, 1] / (c[1, 1] + c[1, 0])
+    ref = {"pairwise": (prec, rec, 2 * prec * rec / (prec + rec)),
+           "nmi": normalized_mutual_info_score(gt, p, average_method="arithmetic")}
+    if len(gt) <= NAIVE_SIZE:
+        ref["bcubed"] = bcubed_naive(gt, pred)
+    return ref
+
+
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("fn", [bcubed, pairwise, nmi, evaluate], ids=lambda f: f.__name__)
 def test_metric_speed(benchmark, fn, n):
@@ -79,8 +103,16 @@ def test_metric_speed(benchmark, fn, n):
     benchmark.group = f"metrics-{n}"
     benchmark.extra_info["n"] = n
     out = benchmark(fn, gt, pred)
-    values = out.values() if isinstance(out, dict) else np.atleast_1d(out)
-    assert all(np.isfinite(v) for v in values)
+    ref = reference(n)
+    if fn is evaluate:
+        got = {"pairwise": (out["pairwise_precision"], out["pairwise_recall"], out["pairwise_fscore"]),
+               "bcubed": (out["bcubed_precision"], out["bcubed_recall"], out["bcubed_fscore"]), "nmi": out["nmi"]}
+    else:
+        got = {fn.__name__: out}
+    for key, value in got.items():
+        if key in ref:
+            np.testing.assert_allclose(value, ref[key], rtol=1e-9, err_msg=f"{fn.__name__}: {key}")
+    assert 0.3 < np.atleast_1d(out["pairwise_fscore"] if fn is evaluate else out)[-1] < 0.99  # a real case
 
 
 def test_bcubed_naive_peer(benchmark):

@@ -533,7 +533,10 @@ def _run_method(store, key, name, x, y, knn, krec, thresholds, sweep_grid, dev_t
            "knn_seconds": krec["seconds"], "fit_seconds": round(m.seconds, 3),
            "total_seconds": round(krec["seconds"] + m.seconds, 3),
            "peak_rss_gib": max(krec["peak_rss_gib"], gib(m.peak)),
-           "faces_per_s": round(n / max(krec["seconds"] + m.seconds, 1e-9), 1), "knn_method": krec["method"]}
+           "faces_per_s": round(n / max(krec["seconds"] + m.seconds, 1e-9), 1), "knn_method": krec["method"],
+           # provenance: the graph this run clustered (a later kNN rerun of the set replaces data["knn"][key])
+           "knn_recall_at_k": krec.get("recall_at_k"),
+           "measured_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     if name == "kmeans":
         rec["tuned"] = "true C"
     if timings:

@@ -5,7 +5,15 @@ message that names the argument and the problem, so the CLI can print it as is.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+logger = logging.getLogger("clusterg")
+
+_F32_MAX = float(np.finfo(np.float32).max)
+_F32_TINY = float(np.finfo(np.float32).tiny)
+_SAFE_NORM = (1e-15, 1e15)  # row norms whose float32 sum of squares neither underflows nor overflows
 
 __all__ = ["ClustergError", "check_features", "check_labels", "check_k", "check_same_length"]
 
@@ -20,8 +28,11 @@ def check_features(x, name: str = "features", min_n: int = 1, normalize: bool = 
 
     Rejects: wrong rank, non-numeric dtype, N < ``min_n``, D == 0, NaN/inf, and
     (unless ``allow_zero``) all-zero rows, which have no direction for cosine
-    similarity. With ``normalize`` the rows are L2-normalised (a copy).
-    Torch tensors are accepted and converted.
+    similarity. With ``normalize`` the rows are L2-normalised (a copy); rows whose float32
+    norm would overflow or underflow (norm outside [1e-15, 1e15]) are normalised in float64,
+    so scaling the features by 1e37 or 1e-22 gives the same directions. Values beyond
+    float32's range (from float64 input) raise; values below ~1e-31 log a warning (few
+    significant digits left in float32). Torch tensors are accepted and converted.
     """
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor without importing torch here
         x = x.detach().cpu().numpy()
@@ -39,20 +50,46 @@ def check_features(x, name: str = "features", min_n: int = 1, normalize: bool = 
         raise ClustergError(f"{name}: feature dimension D is 0")
     if n < min_n:
         raise ClustergError(f"{name}: need at least {min_n} points, got N={n}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
     if n == 0:
-        return x
+        return np.ascontiguousarray(x, dtype=np.float32)
     finite = np.isfinite(x)
     if not finite.all():
         bad = int(np.flatnonzero(~finite.all(axis=1))[0])
         raise ClustergError(f"{name}: contains NaN or inf (first bad row {bad})")
-    norms = np.linalg.norm(x, axis=1)
-    if not allow_zero and (norms == 0).any():
-        bad = int(np.flatnonzero(norms == 0)[0])
+    if x.dtype != np.float32:
+        big = float(np.abs(x).max())
+        if big > _F32_MAX:
+            raise ClustergError(f"{name}: values up to {big:.3g} exceed float32's range ({_F32_MAX:.3g}); "
+                                f"rescale the features (cosine similarity does not depend on scale)")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    with np.errstate(over="ignore", under="ignore"):
+        norms = np.linalg.norm(x, axis=1)
+    # float32 sums of squares overflow above ~1e19 and underflow below ~1e-19: redo those rows in float64
+    odd = ~((norms >= _SAFE_NORM[0]) & (norms <= _SAFE_NORM[1]))
+    if odd.any():
+        rows = np.flatnonzero(odd)
+        n64 = np.linalg.norm(x[rows].astype(np.float64), axis=1)
+        tiny = (n64 > 0) & (np.abs(x[rows]).max(axis=1) < _F32_TINY * 2 ** 23)
+        if tiny.any():
+            logger.warning("%s: %d rows have values so small (< 1e-31) that float32 keeps few significant "
+                           "digits; rescale the features", name, int(tiny.sum()))
+        extreme = int((n64 > 0).sum())
+        if not normalize and extreme:
+            logger.warning("%s: %d rows have norms outside [1e-15, 1e15]; float32 products of such rows "
+                           "overflow or underflow: normalise or rescale the features", name, extreme)
+    else:
+        rows, n64 = None, None
+    zero = norms == 0
+    if rows is not None:
+        zero[rows] = n64 == 0
+    if not allow_zero and zero.any():
+        bad = int(np.flatnonzero(zero)[0])
         raise ClustergError(f"{name}: row {bad} is a zero vector, which has no cosine similarity")
     if normalize:
-        x = x / np.maximum(norms, 1e-12)[:, None]
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        out = x / np.maximum(norms, 1e-12)[:, None]
+        if rows is not None:  # scale-robust: divide in float64 where float32 norms are unreliable
+            out[rows] = (x[rows].astype(np.float64) / np.maximum(n64, 1e-300)[:, None]).astype(np.float32)
+        x = np.ascontiguousarray(out, dtype=np.float32)
     return x
 
 
@@ -75,6 +112,10 @@ def check_labels(y, name: str = "labels", n: int | None = None, allow_negative: 
             raise ClustergError(f"{name}: contains NaN or inf")
         if (y != np.round(y)).any():
             raise ClustergError(f"{name}: labels must be whole numbers")
+    if np.issubdtype(y.dtype, np.unsignedinteger) and len(y) and int(y.max()) > np.iinfo(np.int64).max:
+        raise ClustergError(f"{name}: label {int(y.max())} does not fit in int64")
+    if np.issubdtype(y.dtype, np.floating) and len(y) and float(np.abs(y).max()) >= 2.0 ** 63:
+        raise ClustergError(f"{name}: label {float(np.abs(y).max()):.3g} does not fit in int64")
     y = y.astype(np.int64)
     if n is not None and len(y) != n:
         raise ClustergError(f"{name}: has {len(y)} entries but there are {n} points")

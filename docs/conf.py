@@ -1,7 +1,12 @@
 """Sphinx configuration for the clusterg documentation.
 
 Build: ``sphinx-build -W -b html docs docs/_build/html`` (warnings are errors;
-no network access is needed). Only extensions that ship with Sphinx are used.
+no network access is needed). Besides Sphinx's own extensions the site uses the
+furo theme and sphinx-gallery (the ``docs`` extra): every script in ``examples/``
+is rendered as a gallery page with its code and a download link. The scripts are
+not executed during the build (they need the real data sets or minutes of CPU;
+``tests/test_examples.py`` runs each of them); a script named ``plot_*.py`` would
+be run and its output and figures shown.
 
 Two pieces of text are filled in at build time, so pages and public names
 added later never leave the docs stale or the build broken:
@@ -41,7 +46,18 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "sphinx_gallery.gen_gallery",
 ]
+sphinx_gallery_conf = {
+    "examples_dirs": str(DOCS.parent / "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",   # run only plot_*.py scripts; the others are shown, not run
+    "ignore_pattern": r"__init__\.py",
+    "download_all_examples": False,
+    "write_computation_times": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+}
 autosummary_generate = False  # tables only; the full entries come from automodule in api.rst
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
@@ -54,15 +70,15 @@ napoleon_use_ivar = True  # "Attributes:" as fields, so dataclass fields are not
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 templates_path: list[str] = []
 html_static_path: list[str] = []
-html_theme = "alabaster"
+exclude_patterns += ["auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip"]
+html_theme = "furo"  # long code lines scroll inside their block instead of being clipped
 html_title = f"clusterg {release}"
-html_theme_options = {"description": "Cluster embeddings by learning on kNN graphs (PyG + faiss)",
-                      "fixed_sidebar": True}
 pygments_style = "sphinx"
+pygments_dark_style = "monokai"
 
 # Fixed pages (linked from their own toctrees) and the preferred order of the others.
 FIXED_PAGES = {"index", "install", "api"}
-PREFERRED_ORDER = ["knn", "baselines", "metrics", "gcn_ve", "ada_nets", "synthetic", "benchmarks"]
+PREFERRED_ORDER = ["defaults", "knn", "baselines", "metrics", "gcn_ve", "ada_nets", "synthetic", "benchmarks"]
 TUTORIAL_ORDER = ["tutorials/photos", "tutorials/ms1m", "tutorials/train", "tutorials/pyg"]
 
 
@@ -85,7 +101,8 @@ def tutorial_pages(docs: Path = DOCS) -> list[str]:
 
 
 API_PACKAGES = ["clusterg", "clusterg.knn", "clusterg.linkage", "clusterg.metrics", "clusterg.cluster",
-                "clusterg.data", "clusterg.transforms", "clusterg.nn", "clusterg.train", "clusterg.images"]
+                "clusterg.data", "clusterg.transforms", "clusterg.nn", "clusterg.train", "clusterg.images",
+                "clusterg.library"]
 API_SKIP = {"clusterg.cli"}  # documented through ``clusterg --help``
 
 
@@ -181,8 +198,25 @@ def _data_docstring(app, what, name, obj, options, lines) -> None:
     lines[:] = found
 
 
+def _gallery_title(docname: str, text: str) -> str:
+    """A gallery page gets the first line of its script's docstring as its title (the scripts keep
+    plain docstrings, which their ``--help`` prints)."""
+    label = f".. _sphx_glr_{docname.replace('/', '_')}.py:"
+    head, sep, rest = text.partition(label + "\n")
+    if not sep:
+        return text
+    body = rest.lstrip("\n")
+    first, _, body = body.partition("\n")
+    if not first.strip() or (body.lstrip("\n").startswith(("===", "---"))):
+        return text
+    title = first.strip().rstrip(".")
+    return f"{head}{label}\n\n{title}\n{'=' * len(title)}\n{body}"
+
+
 def _fill(app, docname: str, source: list[str]) -> None:
     text = source[0]
+    if docname.startswith("auto_examples/") and docname != "auto_examples/index":
+        text = _gallery_title(docname, text)
     if "@TOPIC_PAGES@" in text:
         pages = topic_pages(Path(app.srcdir))
         text = text.replace("@TOPIC_PAGES@", "\n   ".join(pages))
@@ -194,7 +228,16 @@ def _fill(app, docname: str, source: list[str]) -> None:
     source[0] = text
 
 
+def _skip_sklearn_plumbing(app, what, name, obj, skip, options):
+    """scikit-learn generates ``set_fit_request`` & co. on every estimator; their docstrings point into
+    scikit-learn's own docs (glossary, user guide), so they are left to scikit-learn's documentation."""
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-skip-member", _skip_sklearn_plumbing)
     app.connect("source-read", _fill)
     app.connect("autodoc-process-docstring", _data_docstring)
     return {"parallel_read_safe": True}

@@ -88,7 +88,7 @@ def cluster(n: int, src: torch.Tensor, dst: torch.Tensor, keep: torch.Tensor) ->
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=3000, help="points in each of the three sets (default 3000)")
-    ap.add_argument("--k", type=int, default=10, help="neighbours per point, self excluded (default 10)")
+    ap.add_argument("--k", type=int, default=11, help="kNN size, the point itself included (default 11)")
     ap.add_argument("--epochs", type=int, default=60, help="full-graph training steps (default 60)")
     ap.add_argument("--small", action="store_true", help="a quick smoke run: 600 points per set, 25 steps")
     ap.add_argument("--seed", type=int, default=0)

@@ -166,7 +166,7 @@ def test_shipped_weights_beat_knn_cc_on_dev(shared_set):
     from clusterg.metrics import pairwise
     from clusterg.train.checkpoint import packaged_weights
     if packaged_weights("ada_nets_dlib128.pt") is None:
-        pytest.skip("packaged Ada-NETS weights not present")
+        pytest.fail("clusterg/weights/ada_nets_dlib128.pt is missing")
     x, y = shared_set("celeba", "dev")
     nbrs, sims = knn_search(x, 80)
     base = max(pairwise(y, connected_components(len(x), *threshold_edges(nbrs[:, :20], sims[:, :20], t)))[2]
@@ -185,5 +185,5 @@ def test_raw_similarity_guard_keeps_unrelated_points_apart():
     x = (np.repeat(centres, 2, axis=0) + 0.01 * rng.normal(size=(6, 128))).astype(np.float32)
     guarded = AdaNetsClusterer().fit_predict(x)
     assert guarded.tolist() == [0, 0, 1, 1, 2, 2]
-    unguarded = AdaNetsClusterer(raw_min_sim=-1.0).fit_predict(x)
+    unguarded = AdaNetsClusterer(raw_min_sim=-1.0, min_sim="checkpoint").fit_predict(x)
     assert len(set(unguarded.tolist())) < 3

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,14 +86,19 @@ def test_cluster_knn_cc_celeba6k_reaches_baseline(shared_data, tmp_path, capsys)
     assert best >= 0.75
 
 
-@pytest.mark.parametrize("method,extra", [("knn-cc", []), ("infomap", []), ("dbscan", []), ("hac", []),
-                                          ("kmeans", ["--n-clusters", 10])])
+GRAPH_OPTS = ["--k", 10, "--threshold", 0.5]
+
+
+@pytest.mark.parametrize("method,extra", [("knn-cc", GRAPH_OPTS), ("infomap", GRAPH_OPTS), ("dbscan", GRAPH_OPTS),
+                                          ("hac", GRAPH_OPTS), ("kmeans", ["--n-clusters", 10])])
 def test_cluster_methods_write_meta(feats, tmp_path, capsys, method, extra):
     x, ymeta, y = feats
-    code, out, err = run(capsys, "cluster", x, "--method", method, "--k", 10, "--threshold", 0.5, *extra,
+    code, out, err = run(capsys, "cluster", x, "--method", method, *extra,
                          "--labels", ymeta, "-o", tmp_path / "p.meta", "--json", "-q")
     assert code == 0, err
     res = json.loads(out)
+    # the JSON names the parameters the method ran with, the given ones included
+    assert res["params"]["k" if method != "kmeans" else "n_clusters"] == 10
     pred = read_meta(tmp_path / "p.meta")
     assert len(pred) == len(y)
     assert res["pairwise_fscore"] == pytest.approx(evaluate(y, pred)["pairwise_fscore"])
@@ -102,8 +108,8 @@ def test_cluster_methods_write_meta(feats, tmp_path, capsys, method, extra):
 def test_cluster_with_precomputed_knn(feats, tmp_path, capsys):
     x, ymeta, y = feats
     assert run(capsys, "knn", x, "--k", 12, "-o", tmp_path / "k.npz", "-q")[0] == 0
-    code, out, _ = run(capsys, "cluster", x, "--knn", tmp_path / "k.npz", "--k", 10, "--threshold", 0.5,
-                       "-o", tmp_path / "p.meta", "-q")
+    code, out, _ = run(capsys, "cluster", x, "--method", "knn-cc", "--knn", tmp_path / "k.npz", "--k", 10,
+                       "--threshold", 0.5, "-o", tmp_path / "p.meta", "-q")
     assert code == 0
 
 
@@ -188,12 +194,22 @@ def test_unwritable_output(feats, tmp_path, capsys):
     x, _, _ = feats
     code, _, err = run(capsys, "cluster", x, "-o", tmp_path / "missing" / "p.meta", "-q")
     assert code == 2 and "does not exist" in err
-    if os.geteuid() != 0:  # root can write anywhere
+    code, _, err = run(capsys, "cluster", x, "-o", _unwritable_folder(tmp_path) / "p.meta", "-q")
+    assert code == 2 and "not writable" in err, err
+
+
+def _unwritable_folder(tmp_path):
+    """A folder this process may not write into: a read-only one, or for root (who writes anywhere on
+    disk, as in CI) a procfs folder, which refuses new files to everyone."""
+    if os.geteuid() != 0:
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o500)
-        code, _, err = run(capsys, "cluster", x, "-o", ro / "p.meta", "-q")
-        assert code == 2 and "not writable" in err
+        return ro
+    for cand in ("/proc/sys", "/proc/self", "/proc/1"):
+        if os.path.isdir(cand) and not os.access(cand, os.W_OK):
+            return Path(cand)
+    pytest.fail("running as root and no procfs folder refuses writes (/proc/sys, /proc/self, /proc/1)")
 
 
 def test_never_overwrites_input(feats, capsys):
@@ -212,5 +228,6 @@ def test_demo_runs_as_a_command():
     res = json.loads(r.stdout)
     scores = {m["method"]: m for m in res["results"]}
     assert set(scores) == {"knn-cc", "infomap"}
-    assert all(0.3 < m["pairwise_fscore"] <= 1 for m in scores.values())
-    assert scores["infomap"]["pairwise_fscore"] > scores["knn-cc"]["pairwise_fscore"]
+    # measured at n=4000: knn-cc 0.864, infomap 0.971 pairwise F
+    assert scores["knn-cc"]["pairwise_fscore"] > 0.84, scores["knn-cc"]
+    assert scores["infomap"]["pairwise_fscore"] > 0.95, scores["infomap"]

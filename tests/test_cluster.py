@@ -132,7 +132,7 @@ def test_infomap_beats_knn_cc_on_celeba6k(shared_set):
     cc = max(pairwise(y, KNNConnectedComponents(k=20, threshold=t).fit_predict(x, knn=knn))[2]
              for t in (0.95, 0.96, 0.97))
     im = max(pairwise(y, InfomapClusterer(k=50, threshold=t).fit_predict(x, knn=knn))[2] for t in (0.93, 0.94, 0.95))
-    assert im > cc + 0.05
+    assert im > cc + 0.13, (im, cc)  # measured 0.915 vs 0.762
 
 
 def test_infomap_after_user_imported_infomap_first():

@@ -42,7 +42,8 @@ def test_candidate_batch_matches_per_node_subgraphs(graph):
         sub = adj[g][:, g].toarray()
         sub = sub / sub.sum(1, keepdims=True)
         np.testing.assert_allclose(dense[lo:hi, lo:hi].numpy(), sub, rtol=1e-5, atol=1e-6)
-        assert float(dense[lo:hi].sum() - dense[lo:hi, lo:hi].sum()) == 0.0  # no edge leaves a subgraph
+        # no edge leaves a subgraph: every entry outside the diagonal block is exactly zero
+        assert not dense[lo:hi, :lo].any() and not dense[lo:hi, hi:].any()
         np.testing.assert_allclose(b.x[lo:hi].numpy(), x[g] - x[c], rtol=1e-5, atol=1e-6)
         assert b.y[lo:hi].tolist() == (y[g] == y[c]).astype(int).tolist()
     with pytest.raises(ClustergError):
@@ -133,6 +134,24 @@ def test_choose_parents_connectivity_check(graph):
         with pytest.raises(ClustergError):
             choose_parents(nbrs, sims, conf, cand, mask, prob, 0.0, kw.pop("rule"), **kw)
 
+
+
+def test_choose_parents_at_exactly_p_min():
+    """A candidate whose GCN-E probability equals p_min is accepted (gate) and its link kept (nearest);
+    one just below is refused (values exact in binary)."""
+    from clusterg.train.gcn_e import choose_parents
+    nbrs = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]])
+    sims = np.array([[1.0, 0.75, 0.25], [1.0, 0.75, 0.5], [1.0, 0.5, 0.25]], np.float32)
+    conf = np.array([1.0, 0.5, 0.0])
+    cand, mask = candidate_sets(nbrs, sims, conf)  # 1: [0]; 2: [1, 0], nearest first
+    prob = np.full(mask.shape, np.nan, np.float32)
+    prob[1, 0] = 0.5
+    prob[2, :2] = [0.25, 0.5]
+    parent, score = choose_parents(nbrs, sims, conf, cand, mask, prob, 0.0, "gate", p_min=0.5)
+    assert parent.tolist() == [-1, 0, 0]  # 2 passes over 1 (0.25 < 0.5) and takes 0 (0.5 == p_min)
+    np.testing.assert_allclose(score[1:], [0.75, 0.25])
+    parent, score = choose_parents(nbrs, sims, conf, cand, mask, prob, 0.0, "nearest", p_min=0.5)
+    assert parent.tolist() == [-1, 0, 1] and score[1] == 0.75 and np.isneginf(score[2])
 
 def _tiny(tmp_path, blobs, **kw):
     from clusterg.train.gcn_e import train_gcn_e

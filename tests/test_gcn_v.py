@@ -100,10 +100,15 @@ def test_confidence_targets_by_hand():
     y = np.array([7, 7, 3])
     raw = np.array([1 + 0.9 - 0.5, 1 + 0.9 - 0.4, 1 - 0.5 - 0.4])
     np.testing.assert_allclose(confidence_targets(nbrs, sims, y), raw / raw.max(), rtol=1e-6)
-    # -1 pads contribute nothing
-    nb2 = np.array([[0, -1], [1, 0]])
-    s2 = np.array([[1.0, 0.0], [1.0, 0.5]], np.float32)
-    np.testing.assert_allclose(confidence_targets(nb2, s2, [0, 1]), [1 / 1.0, 0.5 / 1.0], rtol=1e-6)
+    # negative sums dominate: the scale is max |c| (values stay in [-1, 1]); -1 pads contribute nothing
+    # even when their similarity slot holds a non-zero value
+    nb2 = np.array([[0, 1, 2, 3], [1, 0, 2, 3], [2, 3, 0, 1], [3, 2, -1, -1]])
+    s2 = np.array([[1.0, 0.5, 0.9, 0.9], [1.0, 0.5, 0.2, 0.1], [1.0, 0.95, 0.9, 0.9], [1.0, 0.95, 0.8, 0.7]],
+                  np.float32)
+    raw2 = np.array([1 + 0.5 - 0.9 - 0.9, 1 + 0.5 - 0.2 - 0.1, 1 - 0.95 - 0.9 - 0.9, 1 - 0.95])
+    c2 = confidence_targets(nb2, s2, [0, 0, 1, 2])
+    np.testing.assert_allclose(c2, raw2 / 1.75, rtol=1e-5, atol=1e-7)
+    assert c2.min() == pytest.approx(-1.0) and np.abs(c2).max() <= 1.0
     with pytest.raises(ClustergError):
         confidence_targets(nbrs, sims, y[:2])
     with pytest.raises(ClustergError):

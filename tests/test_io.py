@@ -41,7 +41,7 @@ def test_bin_accepts_float64_and_torch(tmp_path):
     x = _feats().astype(np.float64)
     write_bin(tmp_path / "a.bin", x)
     assert np.allclose(read_bin(tmp_path / "a.bin"), x, atol=1e-6)
-    torch = pytest.importorskip("torch")
+    import torch
     write_bin(tmp_path / "t.bin", torch.from_numpy(_feats(seed=1)))
     assert np.array_equal(read_bin(tmp_path / "t.bin"), _feats(seed=1))
 
@@ -315,13 +315,10 @@ def test_dataset_label_count_mismatch(tmp_path):
 
 
 def test_dataset_knn_round_trip(tmp_path):
-    knn = pytest.importorskip("clusterg.knn")
-    if not hasattr(knn, "save_knn"):
-        pytest.skip("clusterg.knn.save_knn not available")
+    from clusterg import knn
     x, _ = _make_layout(tmp_path)
     ds = MS1MDataset(tmp_path, "part1_test", dim=4)
-    nbrs = np.tile(np.arange(3), (30, 1)).astype(np.int64)
-    nbrs[:, 0] = np.arange(30)
+    nbrs = (np.arange(30)[:, None] + np.arange(3)[None, :]) % 30  # self first, no neighbour twice
     sims = np.tile(np.array([1.0, 0.9, 0.8], np.float32), (30, 1))
     ds.knn_path(3).parent.mkdir(parents=True)
     knn.save_knn(ds.knn_path(3), nbrs, sims)
@@ -335,7 +332,7 @@ def test_real_celeba6k(shared_data):
     root = shared_data / "celeba6k"
     feat = root / "features" / "all.bin"
     if not feat.is_file():
-        pytest.skip(f"{feat} not present")
+        pytest.skip(f"real data set celeba6k not present: {feat} is missing")
     before = feat.stat()
     x = read_bin(feat, dim=128)
     assert isinstance(x, np.memmap) and x.shape == (6061, 128)

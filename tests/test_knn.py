@@ -157,7 +157,7 @@ def test_recall_functions(blobs):
 
 def test_knn_graph_transform(blobs):
     x, _ = blobs
-    data = KNNGraph(k=5)(Data(x=torch.from_numpy(x)))
+    data = KNNGraph(k=6)(Data(x=torch.from_numpy(x)))  # k counts the node itself: 5 edges each
     assert data.edge_index.shape == (2, len(x) * 5)
     nbrs, sims = knn_search(x, 6)
     # every node receives edges from exactly its 5 nearest neighbours
@@ -166,7 +166,7 @@ def test_knn_graph_transform(blobs):
     got = set(zip(data.edge_index[0].tolist(), dst.tolist()))
     want = {(int(j), i) for i in range(len(x)) for j in nbrs[i, 1:]}
     assert got == want
-    sym = KNNGraph(k=5, symmetric=True, loop=True, threshold=0.5)(Data(x=torch.from_numpy(x)))
+    sym = KNNGraph(k=6, symmetric=True, loop=True, threshold=0.5)(Data(x=torch.from_numpy(x)))
     ei = sym.edge_index
     pairs = set(zip(ei[0].tolist(), ei[1].tolist()))
     assert all((b, a) in pairs for a, b in pairs)
@@ -180,3 +180,56 @@ def test_knn_graph_tiny_graphs():
     assert one.edge_index.shape == (2, 0)
     three = KNNGraph(k=10)(Data(x=torch.randn(3, 4)))
     assert three.edge_index.shape == (2, 6)
+
+
+def test_ivf_padded_rows_equal_exact_rows():
+    """Rows faiss pads with -1 (one probed list shorter than k) come back exactly as the flat search has them,
+    for the self-kNN and for new queries."""
+    from clusterg.knn.search import build_index, normalize_rows
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 8)).astype(np.float32)
+    q = rng.normal(size=(100, 8)).astype(np.float32)
+    index = build_index(normalize_rows(x), "ivf", nlist=10, seed=0, quiet=True)
+    index.nprobe = 1
+    padded = (index.search(normalize_rows(x), 50)[1] < 0).any(axis=1)
+    padded_q = (index.search(normalize_rows(q), 50)[1] < 0).any(axis=1)
+    assert padded.sum() > 100 and padded_q.sum() > 20  # the case under test really happens
+    nbrs, sims = knn_search(x, 50, method="ivf", nlist=10, nprobe=1, seed=0)
+    exact, esims = knn_search(x, 50)
+    np.testing.assert_array_equal(nbrs[padded], exact[padded])
+    np.testing.assert_allclose(sims[padded], esims[padded], atol=1e-6)
+    nq, sq = search_knn(x, q, 50, method="ivf", nlist=10, nprobe=1, seed=0)
+    eq, esq = search_knn(x, q, 50)
+    np.testing.assert_array_equal(nq[padded_q], eq[padded_q])
+    np.testing.assert_allclose(sq[padded_q], esq[padded_q], atol=1e-6)
+
+
+def test_cli_cluster_with_precomputed_knn_equals_plain_run(tmp_path, capsys):
+    """`clusterg cluster --knn FILE` (a file with more columns than --k) writes the same labels as the run that
+    searches its own kNN; the case is one where 24 neighbours would change the clusters."""
+    from clusterg.cli.main import main
+    from clusterg.cluster import make_clusterer
+    from clusterg.data.io import read_meta
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 128))
+    y = np.repeat(np.arange(20), 15)
+    x = centres[y] + 0.9 * rng.normal(size=(300, 128))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for k in (10, 24):
+        assert main(["knn", str(tmp_path / "x.npy"), "--k", str(k), "-o", str(tmp_path / f"k{k}.npz"), "-q"]) == 0
+    knn24 = load_knn(tmp_path / "k24.npz")
+    wide = make_clusterer("knn-cc", k=24, threshold=0.35).fit_predict(x, knn=knn24)
+    for method, threshold in (("knn-cc", "0.35"), ("infomap", "0.3")):
+        common = ["--method", method, "--k", "10", "--threshold", threshold, "-q"]
+        assert main(["cluster", str(tmp_path / "x.npy"), *common, "-o", str(tmp_path / "plain.meta")]) == 0
+        plain = read_meta(tmp_path / "plain.meta")
+        assert 5 < plain.max() + 1 < 100
+        if method == "knn-cc":
+            assert not np.array_equal(plain, wide)  # all 24 columns would give other clusters
+        for k in (10, 24):
+            out = tmp_path / f"pre{k}.meta"
+            assert main(["cluster", str(tmp_path / "x.npy"), *common, "--knn", str(tmp_path / f"k{k}.npz"),
+                         "-o", str(out)]) == 0
+            np.testing.assert_array_equal(read_meta(out), plain, err_msg=f"{method} with --knn k{k}.npz")
+    capsys.readouterr()

@@ -160,7 +160,9 @@ def test_structure_space_bad_input(caplog):
     with pytest.raises(ClustergError, match="integer"):
         structure_space(nbrs.astype(float), sims)
     nb, ss = structure_space(nbrs, sims, k=80)  # clamped to K with a warning
-    assert nb.shape == (3, 2)
+    nb2, ss2 = structure_space(nbrs, sims, k=2)
+    np.testing.assert_array_equal(nb, nb2)
+    np.testing.assert_array_equal(ss, ss2)
     assert "k=80" in caplog.text
 
 
@@ -168,13 +170,23 @@ def test_structure_space_transform(blobs):
     x, y = blobs
     nbrs, sims = _knn(x, 40)
     data = Data(x=torch.from_numpy(x), knn_nbrs=torch.from_numpy(nbrs), knn_sims=torch.from_numpy(sims))
-    data = StructureSpace(k=20)(data)
+    t = StructureSpace(k=20)
+    data = t(data)
     assert data.ss_nbrs.shape == (300, 20) and data.ss_sims.dtype == torch.float32
-    assert "k=20" in repr(StructureSpace(k=20))
+    assert "k=20" in repr(t)
+    # the transform is the function on the stored lists
+    nb, ss, cs = structure_space(nbrs, sims, k=20, lam=t.lam, return_cosine=True)
+    np.testing.assert_array_equal(data.ss_nbrs.numpy(), nb)
+    np.testing.assert_allclose(data.ss_sims.numpy(), ss, atol=1e-6)
+    np.testing.assert_allclose(data.ss_cos.numpy(), cs, atol=1e-6)
     # on well-separated blobs the top of the re-ranked list is the same identity
     assert (y[data.ss_nbrs[:, :10].numpy()] == y[:, None]).mean() > 0.95
     data = AdaptiveGraph(k=5)(data)
-    assert data.edge_index.shape[0] == 2 and data.edge_weight.shape[0] == data.edge_index.shape[1]
+    ei, ew = data.edge_index.numpy(), data.edge_weight.numpy()
+    dense = np.zeros((300, 300), np.float32)
+    dense[ei[1], ei[0]] = ew  # edge j -> i carries A[i, j]
+    np.testing.assert_allclose(dense, adaptive_adjacency(nb, ss, 5).toarray(), atol=1e-6)
+    assert (y[ei[0]] == y[ei[1]]).mean() > 0.95  # the 5 structure-space neighbours stay inside an identity
 
 
 def test_neighbour_quality_hand_made():

@@ -81,12 +81,24 @@ def test_small_inputs():
     n = 4
     nbrs = np.array([[i] + [j for j in range(n) if j != i] for i in range(n)])
     sims = np.tile(np.array([1.0, 0.9, 0.8, 0.7], np.float32), (n, 1))
-    lab = tree_deduction(nbrs, sims, np.array([0.1, 0.2, 0.3, 0.4]), 0.5)
-    assert len(lab) == n and lab.max() < n
+    # parents 0 -> 1 (0.9), 1 -> 2 (0.8), 2 -> 3 (0.7); tau 0.75 cuts the last link only
+    lab = tree_deduction(nbrs, sims, np.array([0.1, 0.2, 0.3, 0.4]), 0.75)
+    assert lab.tolist() == [0, 0, 0, 1]
     # -1 pads are skipped
     nbrs2 = np.array([[0, 1, -1], [1, 0, -1]])
     sims2 = np.array([[1.0, 0.9, 0.0], [1.0, 0.9, 0.0]], np.float32)
     assert tree_deduction(nbrs2, sims2, np.array([0.0, 1.0]), 0.5).tolist() == [0, 0]
+
+
+def test_link_at_exactly_tau_is_cut():
+    """A parent link survives only when its similarity is strictly above tau (values exact in binary)."""
+    nbrs = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]])
+    sims = np.array([[1.0, 0.75, 0.25], [1.0, 0.75, 0.5], [1.0, 0.5, 0.25]], np.float32)
+    conf = np.array([1.0, 0.5, 0.0])  # parents: 1 -> 0 at 0.75, 2 -> 1 at 0.5
+    assert tree_deduction(nbrs, sims, conf, tau=0.5).tolist() == [0, 0, 1]
+    assert tree_deduction(nbrs, sims, conf, tau=0.4375).tolist() == [0, 0, 0]
+    assert tree_deduction(nbrs, sims, conf, tau=0.75).tolist() == [0, 1, 2]
+    assert parents_to_labels(np.array([-1, 0, 1]), np.array([-np.inf, 0.25, 0.5]), 0.25).tolist() == [0, 1, 1]
 
 
 def test_bad_input():

@@ -1,8 +1,10 @@
-"""The ``clusterg`` command line.
+"""The clusterg command line.
 
-Sub-commands: ``knn``, ``cluster``, ``eval``, ``demo``, plus those registered by
-optional modules (``train``, ``images``, ``synth``). Bad input ends with
-one line ``clusterg: error: ...`` and exit status 2; outputs are written atomically.
+Sub-commands: knn, cluster, eval, demo, plus those registered by optional
+modules (train, images, synth). Bad input ends with one line
+"clusterg: error: ..." and exit status 2; outputs are written atomically.
+Only the modules a sub-command needs are imported (torch and PyTorch Geometric
+load for the learned methods alone), so --help and --version are immediate.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from .._validate import ClustergError
 
 logger = logging.getLogger("clusterg.cli")
 
-PLUGINS = ["clusterg.cli.cmd_train", "clusterg.cli.cmd_images", "clusterg.cli.cmd_synth"]
+PLUGINS = ["clusterg.cli.cmd_train", "clusterg.cli.cmd_images", "clusterg.cli.cmd_synth", "clusterg.cli.cmd_people",
+           "clusterg.cli.cmd_pseudo", "clusterg.cli.cmd_codebook"]
 
 
 def _features(args) -> np.ndarray:
@@ -36,12 +39,41 @@ def add_feature_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dim", type=int, default=None, help="feature dimension of a .bin file")
 
 
+#: options every sub-command takes, also before the sub-command (clusterg -q cluster ...)
+GLOBAL_OPTIONS = {"quiet": (("-q", "--quiet"), "no progress bars or info logs"),
+                  "json": (("--json",), "print one JSON object with the result"),
+                  "debug": (("--debug",), "show the full traceback of an unexpected error")}
+
+
 def add_common_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or info logs")
-    p.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
+    """Add the global options to a sub-command's parser (given there or before the sub-command)."""
+    for dest, (flags, help_) in GLOBAL_OPTIONS.items():
+        if not any(f in p._option_string_actions for f in flags):
+            p.add_argument(*flags, dest=dest, action="store_true", default=argparse.SUPPRESS, help=help_)
+
+
+def _share_global_options(parser: argparse.ArgumentParser) -> None:
+    """Every sub-command (nested ones too) takes the global options; a sub-command leaves a value
+    given before it alone (its own defaults are suppressed, so they cannot reset it)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                for a in sub._actions:
+                    if a.dest in GLOBAL_OPTIONS:
+                        a.default = argparse.SUPPRESS
+                add_common_args(sub)
+                _share_global_options(sub)
+
+
+def _check_device(args) -> None:
+    """``--device cuda`` without faiss-gpu fails before the features are read and the models loaded."""
+    if getattr(args, "device", None) == "cuda":
+        from ..knn.search import _use_gpu
+        _use_gpu("cuda")
 
 
 def cmd_knn(args) -> int:
+    _check_device(args)
     from ..knn import knn_search, save_knn
     out = Path(args.output)
     refuse_same_file(out, args.features)
@@ -49,8 +81,11 @@ def cmd_knn(args) -> int:
     t0 = time.perf_counter()
     nbrs, sims = knn_search(x, args.k, method=args.method, device=args.device, nprobe=args.nprobe, nlist=args.nlist)
     save_knn(out, nbrs, sims)
-    logger.info("kNN of %d points (k=%d, %s) in %.1f s -> %s", len(x), args.k, args.method,
-                time.perf_counter() - t0, out)
+    elapsed = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"n": int(len(x)), "k": int(nbrs.shape[1]), "method": args.method, "device": args.device,
+                          "seconds": round(elapsed, 3), "output": str(out)}))
+    logger.info("kNN of %d points (k=%d, %s) in %.1f s -> %s", len(x), args.k, args.method, elapsed, out)
     return 0
 
 
@@ -60,28 +95,44 @@ def _metrics_line(m: dict) -> str:
             f"NMI {m['nmi']:.4f} | n {m['n']} clusters {m['n_clusters']}")
 
 
+def _threshold_arg(text: str):
+    """``--threshold``: a number or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
 def cmd_cluster(args) -> int:
     from ..cluster import make_clusterer
     from ..data.io import read_meta, write_meta
     from ..knn import load_knn
     from ..metrics import evaluate
     refuse_same_file(args.output, args.features, args.knn, args.labels)
+    _check_device(args)
     x = _features(args)
     gt = read_meta(args.labels) if args.labels else None
     if gt is not None and len(gt) != len(x):
         raise ClustergError(f"labels {args.labels} have {len(gt)} entries but there are {len(x)} features")
+    if gt is not None and len(gt) and gt.min() < 0:  # found before the clustering, not after it
+        raise ClustergError(f"labels {args.labels}: ground-truth labels must be >= 0, found {int(gt.min())} "
+                            f"on line {int(np.argmin(gt)) + 1}")
     knn = load_knn(args.knn, n=len(x)) if args.knn else None
     params = dict(k=args.k, threshold=args.threshold, checkpoint=args.checkpoint, seed=args.seed,
-                  knn_method=args.knn_method, n_clusters=args.n_clusters, device=args.device)
+                  knn_method=args.knn_method, n_clusters=args.n_clusters, device=args.device, linkage=args.linkage)
     model = make_clusterer(args.method, **{k: v for k, v in params.items() if v is not None})
     t0 = time.perf_counter()
     labels = model.fit_predict(x, knn=knn)
     elapsed = time.perf_counter() - t0
-    write_meta(args.output, labels)
     result = {"method": args.method, "n": int(len(labels)), "n_clusters": int(labels.max() + 1) if len(labels) else 0,
-              "seconds": round(elapsed, 3), "output": str(args.output)}
+              "seconds": round(elapsed, 3), "output": str(args.output), "params": _used_params(model)}
+    if getattr(model, "method_", None):
+        result["ran"] = model.method_  # what the auto pipeline chose
     if gt is not None:
-        result.update(evaluate(gt, labels))
+        result.update(evaluate(gt, labels))  # scored before writing: a failure leaves no output
+    write_meta(args.output, labels)
     if args.json:
         print(json.dumps(result))
     else:
@@ -90,6 +141,18 @@ def cmd_cluster(args) -> int:
         if gt is not None:
             print(_metrics_line(result))
     return 0
+
+
+def _used_params(model) -> dict:
+    """Every parameter of the fitted ``model``, defaults resolved where the fit records them (``threshold_`` ...)."""
+    out = {}
+    for key, value in model.get_params().items():
+        fitted = getattr(model, key + "_", None)
+        value = fitted if fitted is not None and not callable(fitted) else value
+        if isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+    return out
 
 
 def cmd_eval(args) -> int:
@@ -108,16 +171,23 @@ def cmd_demo(args) -> int:
     return run_demo(n=args.n, seed=args.seed, json_out=args.json)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clusterg", description=__doc__.splitlines()[0])
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``command`` (the sub-command about to run, if known) lets ``train`` load its trainers only
+    when it is the one asked for."""
+    parser = argparse.ArgumentParser(
+        prog="clusterg", description="Cluster large sets of embeddings by learning on kNN graphs (PyG + faiss).",
+        epilog="Run 'clusterg COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"clusterg {__version__}")
+    for dest, (flags, help_) in GLOBAL_OPTIONS.items():
+        parser.add_argument(*flags, dest=dest, action="store_true", default=False, help=help_)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     p = sub.add_parser("knn", help="build a kNN graph file (learn-to-cluster faiss_k_<k>.npz layout)")
     add_feature_args(p)
     p.add_argument("--k", type=int, default=80, help="neighbours per point, self included (default 80)")
-    p.add_argument("--method", choices=["flat", "ivf", "hnsw"], default="flat", help="exact or approximate")
+    p.add_argument("--method", choices=["flat", "ivf", "hnsw", "ivf-gemm"], default="flat",
+                   help="exact or approximate (ivf-gemm: list-major IVF with BLAS, fastest on CPU at large N)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     p.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(N))")
     p.add_argument("--nprobe", type=int, default=None, help="IVF lists visited per query (default 32)")
@@ -128,13 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     from ..cluster import CLUSTERERS
     p = sub.add_parser("cluster", help="cluster features and write one label a line")
     add_feature_args(p)
-    p.add_argument("--method", default="knn-cc", help=f"one of: {', '.join(CLUSTERERS)} (default knn-cc)")
+    p.add_argument("--method", default="auto",
+                   help=f"one of: {', '.join(CLUSTERERS)} (default auto: the recommended method for the data, "
+                        f"Ada-NETS where packaged weights fit the features, else Infomap; every choice label-free)")
     p.add_argument("--k", type=int, default=None, help="neighbours per point, self included (method default)")
-    p.add_argument("--threshold", type=float, default=None, help="similarity threshold (method default)")
+    p.add_argument("--threshold", type=_threshold_arg, default=None,
+                   help="similarity threshold, or 'auto' (default: chosen from the data without labels)")
     p.add_argument("--n-clusters", type=int, default=None, help="clusters, for kmeans")
+    p.add_argument("--linkage", default=None,
+                   help="final linkage: ada-nets cc | infomap (default: the checkpoint's choice); "
+                        "hac average | single | complete (default average)")
     p.add_argument("--checkpoint", default=None, help="trained weights for learned methods")
     p.add_argument("--knn", default=None, help="precomputed kNN .npz for these features")
-    p.add_argument("--knn-method", choices=["flat", "ivf", "hnsw"], default=None)
+    p.add_argument("--knn-method", choices=["flat", "ivf", "hnsw", "ivf-gemm"], default=None)
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--labels", default=None, help="ground-truth .meta: report the metrics too")
@@ -159,24 +235,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     for mod in PLUGINS:
         try:
-            importlib.import_module(mod).register(sub)
+            plugin = importlib.import_module(mod)
+            if mod == "clusterg.cli.cmd_train":
+                plugin.register(sub, load=command == "train")
+            else:
+                plugin.register(sub)
         except ImportError as e:  # an optional part that is not installed
             logger.debug("sub-command module %s not available: %s", mod, e)
         except Exception as e:  # a broken optional part must not take the other commands down with it
             logging.getLogger("clusterg").warning("sub-command module %s failed to load: %s: %s", mod,
                                                   type(e).__name__, e)
+    _share_global_options(parser)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from ._safety import Terminated, check_args, install_signal_handlers
+    install_signal_handlers()  # SIGTERM unwinds like Ctrl-C: temporary outputs are removed
+    try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(_command(argv))
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the modules load: no traceback
+        print("clusterg: interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("clusterg: terminated", file=sys.stderr)
+        return 143
     quiet = getattr(args, "quiet", False) or is_quiet()  # --quiet, or CLUSTERG_QUIET=1 in the environment
     set_quiet(quiet)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="clusterg: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("faiss").setLevel(logging.WARNING)  # its "Loading faiss with AVX2 support" lines
     try:
+        check_args(args)  # paths, outputs and numbers, before any work
         return int(args.func(args) or 0)
     except ClustergError as e:
         print(f"clusterg: error: {e}", file=sys.stderr)
@@ -189,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("clusterg: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("clusterg: terminated", file=sys.stderr)
+        return 143
     except Exception as e:  # an unexpected failure: one line unless --debug
         if getattr(args, "debug", False):
             raise

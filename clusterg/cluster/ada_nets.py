@@ -12,6 +12,7 @@ from ..knn import knn_search
 from ..train.ada_nets import MODEL_NAME, link, models_from_checkpoint, refine
 from ..train.checkpoint import load_checkpoint, packaged_weights
 from ._common import features_and_knn
+from ._threshold import is_auto, resolve_threshold
 from .base import BaseClusterer
 
 __all__ = ["AdaNetsClusterer", "PACKAGED_WEIGHTS"]
@@ -29,21 +30,28 @@ class AdaNetsClusterer(BaseClusterer):
 
     Pipeline: cosine kNN (``k`` neighbours, self included) -> structure space ->
     AND predicts each node's neighbour count -> adaptive graph -> two-layer GCN
-    encoder -> kNN on the refined embeddings (``k_final`` from the checkpoint) ->
+    encoder -> kNN on the refined embeddings (``k_final`` neighbours) ->
     ``linkage='cc'``: edges with similarity > ``threshold``, connected components
     (the paper), or ``linkage='infomap'``: Infomap on edges with similarity >
-    ``min_sim`` weighted by similarity. By default the checkpoint's choice (made on
-    held-aside training identities) is used.
+    ``min_sim`` weighted by similarity. By default the checkpoint's linkage (chosen on
+    held-aside training identities) is used; with Infomap the final graph has 80
+    neighbours and its edge cut is chosen from the refined embeddings themselves
+    (:func:`clusterg.linkage.auto_threshold`, ``"embedding-infomap"`` rule), so large
+    identities (hundreds of faces) are not shattered by a graph sized for small ones.
 
     Args:
         checkpoint: path of a checkpoint from ``clusterg train ada-nets``; None uses
             the packaged weights (128-d dlib face embeddings only).
         k: neighbours of the input kNN and structure space (default 80).
         threshold: edge threshold on refined cosine similarity (for Infomap too
-            unless ``min_sim`` is given); None = the value chosen at training time
-            on held-aside identities.
+            unless ``min_sim`` is given); None = for ``cc`` the value chosen at training
+            time on held-aside identities, for Infomap ``"auto"``; ``"auto"`` chooses it
+            from the data.
         linkage: 'cc', 'infomap' or None (the checkpoint's choice).
-        min_sim: Infomap edge threshold; None = the value chosen at training time.
+        min_sim: Infomap edge threshold; None = ``threshold``'s rule. ``"checkpoint"``
+            uses the value chosen at training time (the paper-faithful fixed cut).
+        k_final: neighbours of the final graph on the refined embeddings; None = 80 for
+            Infomap (clamped to N), the checkpoint's value (20) for ``cc``.
         graph: GCN input graph, 'and' (adaptive) or 'knn'; None = checkpoint's choice.
         knn_method, device: kNN search backend (see :func:`clusterg.knn.knn_search`).
         seed: seeds Infomap.
@@ -56,13 +64,17 @@ class AdaNetsClusterer(BaseClusterer):
             without it has no guard.
 
     After ``fit``: ``labels_`` (int64 (N,)), ``embeddings_`` (float32 (N, d)),
-    ``k_hat_`` (int64 (N,) or None), ``linkage_`` (the linkage used).
+    ``k_hat_`` (int64 (N,) or None), ``linkage_`` (the linkage used), ``k_final_``,
+    ``threshold_`` (the edge cut used), ``final_graph_`` (``(nbrs, sims)`` of the final graph, with
+    edges cut by ``raw_min_sim`` at similarity -1).
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, k: int = 80, threshold: float | None = None,
                  linkage: str | None = None, min_sim: float | None = None, graph: str | None = None,
-                 knn_method: str = "flat", device: str = "cpu", seed: int = 0, raw_min_sim: float | None = None):
+                 knn_method: str = "flat", device: str = "cpu", seed: int = 0, raw_min_sim: float | None = None,
+                 k_final: int | None = None):
         self.raw_min_sim = raw_min_sim
+        self.k_final = k_final
         self.checkpoint = checkpoint
         self.k = k
         self.threshold = threshold
@@ -98,17 +110,26 @@ class AdaNetsClusterer(BaseClusterer):
         if linkage == "infomap":
             # without min_sim, a given threshold (e.g. --threshold on the command line) is Infomap's edge cut
             thr = self.min_sim if self.min_sim is not None else (
-                self.threshold if self.threshold is not None else cfg["min_sim"])
+                self.threshold if self.threshold is not None else "auto")
+            if isinstance(thr, str) and thr == "checkpoint":
+                thr = cfg["min_sim"]
+            default_kf = 80
         else:
             thr = cfg["threshold"] if self.threshold is None else self.threshold
-        thr = check_threshold(thr, "min_sim" if linkage == "infomap" and self.min_sim is not None else "threshold")
+            default_kf = int(cfg["k_final"])
+        kf_req = default_kf if self.k_final is None else self.k_final
+        if isinstance(kf_req, bool) or not isinstance(kf_req, (int, np.integer)) or kf_req < 2:
+            raise ClustergError(f"k_final must be an integer >= 2, got {kf_req!r}")
+        if not is_auto(thr):
+            thr = check_threshold(thr, "min_sim" if linkage == "infomap" and self.min_sim is not None
+                                  else "threshold")
         if n == 1:
             self.labels_ = np.zeros(1, dtype=np.int64)
             self.embeddings_, self.k_hat_ = None, None
             return self
         with torch.inference_mode():
             z, extras = refine(x, nbrs, sims, and_model, gcn, cfg)
-        kf = min(int(cfg["k_final"]), n)
+        kf = min(int(kf_req), n)
         nb, si = knn_search(z, kf, method=self.knn_method, device=self.device, seed=self.seed, normalize=False)
         guard = self.raw_min_sim if self.raw_min_sim is not None else cfg.get(
             "raw_min_sim", _PACKAGED_RAW_MIN_SIM.get(x.shape[1]) if self.checkpoint is None else None)
@@ -116,7 +137,11 @@ class AdaNetsClusterer(BaseClusterer):
             guard = check_threshold(guard, "raw_min_sim")
             raw = np.einsum("ij,ikj->ik", x, x[nb])  # input-space cosine of each refined-kNN edge
             si = np.where(raw < guard, -1.0, si).astype(np.float32)
+        rule = "embedding-infomap" if linkage == "infomap" else "cc"
+        thr = self.threshold_ = resolve_threshold(thr, z, si, rule, f"ada-nets ({linkage})", self.seed)
         self.labels_ = link(nb, si, linkage, thr, seed=self.seed)
         self.linkage_ = linkage
+        self.k_final_ = kf
+        self.final_graph_ = (nb, si)
         self.embeddings_, self.k_hat_ = z, extras["k_hat"]
         return self

@@ -1,47 +1,110 @@
-"""The estimator API every clusterer follows (scikit-learn style).
+"""The estimator API every clusterer follows: scikit-learn's.
+
+:class:`BaseClusterer` is a :class:`sklearn.base.BaseEstimator` and
+:class:`sklearn.base.ClusterMixin`, so ``get_params``/``set_params``/``repr``,
+:func:`sklearn.base.clone`, :class:`~sklearn.pipeline.Pipeline` and
+:class:`~sklearn.model_selection.GridSearchCV` work as for any scikit-learn clusterer.
 
 Parameters are stored in ``__init__`` untouched and validated in ``fit``;
 ``fit(X, y=None, knn=None)`` sets ``labels_`` (int64, one cluster id per row,
-0..C-1, no -1) and returns ``self``; ``fit_predict`` returns ``labels_``.
-``knn`` is an optional precomputed ``(nbrs, sims)`` pair for ``X``
-(see :func:`clusterg.knn.knn_search`), so one kNN graph serves many runs.
+0..C-1, no -1) and ``n_features_in_`` (D) and returns ``self``; ``fit_predict``
+returns ``labels_``. ``knn`` is an optional precomputed ``(nbrs, sims)`` pair for
+``X`` (see :func:`clusterg.knn.knn_search`), so one kNN graph serves many runs.
 """
 from __future__ import annotations
 
-import inspect
-from typing import Any
+import functools
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
 
 __all__ = ["BaseClusterer"]
 
 
-class BaseClusterer:
+def _n_features(X) -> int | None:
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(X)
+        except Exception:  # ragged input: the subclass's own check reports it
+            return None
+    return int(shape[1]) if len(shape) == 2 else None
+
+
+def _as_array(X):
+    """Array-likes, sparse and complex input through scikit-learn's own checks (its messages), as a ClustergError.
+
+    NaN/inf, zero rows and the minimum number of points are left to :func:`clusterg._validate.check_features`,
+    whose messages name the bad row. Torch tensors pass through untouched.
+    """
+    if hasattr(X, "detach") and hasattr(X, "cpu"):
+        return X
+    from sklearn.utils.validation import check_array
+
+    from .._validate import ClustergError
+    try:
+        return check_array(X, accept_sparse=False, dtype=(np.float32, np.float64), ensure_all_finite=False,
+                           ensure_min_samples=0, ensure_min_features=1, input_name="X")
+    except ClustergError:
+        raise
+    except ValueError as e:
+        raise ClustergError(str(e)) from None
+
+
+def _record_n_features(fit):
+    """Wrap a subclass's ``fit``: scikit-learn's input checks first, ``n_features_in_`` after a successful fit."""
+    @functools.wraps(fit)
+    def wrapper(self, X, *args, **kwargs):
+        X = _as_array(X)
+        out = fit(self, X, *args, **kwargs)
+        d = _n_features(X)
+        if d is not None:
+            self.n_features_in_ = d
+        return out
+    wrapper._records_n_features = True
+    return wrapper
+
+
+class BaseClusterer(ClusterMixin, BaseEstimator):
+    """Base class of the clusterers (scikit-learn estimator + cluster mixin).
+
+    Subclasses implement ``fit(X, y=None, knn=None)``; ``n_features_in_`` is then set for them.
+    """
+
     labels_: np.ndarray
+    n_features_in_: int
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "_records_n_features", False):
+            cls.fit = _record_n_features(fit)
 
     @classmethod
     def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values()
-                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-    def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params) -> "BaseClusterer":
-        names = set(self._param_names())
-        for key, value in params.items():
-            if key not in names:
-                raise ValueError(f"{type(self).__name__} has no parameter {key!r}")
-            setattr(self, key, value)
-        return self
+        return list(cls._get_param_names())
 
     def fit(self, X, y=None, knn=None) -> "BaseClusterer":  # pragma: no cover - abstract
         raise NotImplementedError
 
     def fit_predict(self, X, y=None, knn=None) -> np.ndarray:
+        """``fit(X, knn=knn)`` and return ``labels_`` (int64 ``(N,)``)."""
         return self.fit(X, y=y, knn=knn).labels_
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+    def _check_new_features(self, X, name: str = "new features") -> np.ndarray:
+        """Validated, L2-normalised float32 ``(M, D)`` new points for ``predict``; D must match the fit."""
+        from sklearn.utils.validation import check_is_fitted
+
+        from .._validate import ClustergError, check_features
+        check_is_fitted(self, "labels_")
+        x = check_features(_as_array(X), name=name, normalize=True)
+        if x.shape[1] != self.n_features_in_:
+            raise ClustergError(f"X has {x.shape[1]} features, but {type(self).__name__} is expecting "
+                                f"{self.n_features_in_} features as input")
+        return x

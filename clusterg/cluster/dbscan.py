@@ -8,6 +8,7 @@ from sklearn.cluster import DBSCAN
 from .._validate import ClustergError, check_threshold
 from ..linkage import relabel
 from ._common import features_and_knn
+from ._threshold import resolve_threshold
 from .base import BaseClusterer
 
 __all__ = ["KNNDBSCAN"]
@@ -18,14 +19,15 @@ class KNNDBSCAN(BaseClusterer):
 
     Args:
         k: neighbours per point including itself (default 80, as learn-to-cluster's baseline).
-        threshold: cosine similarity of a neighbour (``eps = 1 - threshold``; default 0.75).
+        threshold: cosine similarity of a neighbour (``eps = 1 - threshold``), or ``"auto"`` (default:
+            chosen from the data, ``"cc"`` rule of :func:`clusterg.linkage.auto_threshold`).
         min_samples: core-point neighbourhood size, the point counted (default 1, every point a core point).
         knn_method, device, seed: as the other graph clusterers.
 
     Noise points (when ``min_samples > 1``) become singletons, as the field scores -1.
     """
 
-    def __init__(self, k: int = 80, threshold: float = 0.75, min_samples: int = 1, knn_method: str = "flat",
+    def __init__(self, k: int = 80, threshold: float | str = "auto", min_samples: int = 1, knn_method: str = "flat",
                  device: str = "cpu", seed: int = 0):
         self.k = k
         self.threshold = threshold
@@ -35,10 +37,10 @@ class KNNDBSCAN(BaseClusterer):
         self.seed = seed
 
     def fit(self, X, y=None, knn=None) -> "KNNDBSCAN":
-        t = check_threshold(self.threshold)
         if int(self.min_samples) < 1:
             raise ClustergError(f"min_samples must be >= 1, got {self.min_samples}")
         x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed)
+        t = self.threshold_ = resolve_threshold(self.threshold, x, sims, "cc", "dbscan", self.seed)
         n, k = nbrs.shape
         rows = np.repeat(np.arange(n), k)
         # distances of exactly 0 would vanish from a sparse matrix; the tiny floor keeps them as edges

@@ -66,7 +66,10 @@ class GCNVClusterer(BaseClusterer):
         knn_method, device, seed: kNN search settings (see :func:`clusterg.knn.knn_search`).
 
     Attributes:
-        ``labels_`` (N,) int64; ``confidence_`` (N,) float32; ``parent_`` (N,) int64 (-1 for peaks).
+        ``labels_`` (N,) int64; ``confidence_`` (N,) float32; ``parent_`` (N,) int64 (-1 for peaks);
+        ``parent_all_``/``psim_all_`` (N,) every node's candidate parent and its similarity before the
+        ``threshold`` cut (re-cut with :func:`clusterg.linkage.tree_deduction.parents_to_labels`);
+        ``threshold_`` the cut used.
     """
 
     def __init__(self, k: int | None = None, threshold: float | None = None, tau_0: float | None = None,
@@ -125,6 +128,7 @@ class GCNVClusterer(BaseClusterer):
             self.labels_ = parents_to_labels(parent, psim, tau)
         self.confidence_ = conf.astype(np.float32)
         self.parent_ = np.where(psim > tau, parent, -1).astype(np.int64)
+        self.parent_all_, self.psim_all_, self.threshold_ = parent, psim, float(tau)
         return self
 
 
@@ -220,4 +224,5 @@ class GCNVEClusterer(GCNVClusterer):
         self.labels_ = parents_to_labels(parent, psim, tau)
         self.confidence_ = conf.astype(np.float32)
         self.parent_ = np.where(psim > tau, parent, -1).astype(np.int64)
+        self.parent_all_, self.psim_all_, self.threshold_ = parent, psim, float(tau)
         return self

@@ -6,12 +6,16 @@ import tempfile
 
 import numpy as np
 
-from .._validate import ClustergError, check_threshold
+from .._validate import ClustergError, check_k, check_threshold
 from ..linkage import relabel
 from ._common import features_and_knn
+from ._threshold import is_auto, resolve_threshold
 from .base import BaseClusterer
 
 __all__ = ["InfomapClusterer", "infomap_labels"]
+
+#: neighbours the label-free threshold rule looks at (see :func:`clusterg.linkage.auto_threshold`)
+RULE_K = 80
 
 
 def infomap_labels(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, seed: int = 0,
@@ -46,15 +50,17 @@ class InfomapClusterer(BaseClusterer):
     """Infomap (two-level, undirected) on the kNN graph, edges weighted by cosine similarity.
 
     Args:
-        k: neighbours per point including itself (default 50, as the plain-Infomap face baseline).
-        threshold: keep edges with similarity above it (default 0.58, that baseline's ``min_sim``
-            for MS1M features; dlib face vectors are best near 0.94-0.95).
+        k: neighbours per point including itself (default 20).
+        threshold: keep edges with similarity above it, or ``"auto"`` (default): chosen from the
+            data by :func:`clusterg.linkage.auto_threshold` (``"infomap"`` rule). For reference the
+            plain-Infomap face baseline uses k=50, ``min_sim`` 0.58 on MS1M features; dlib face
+            vectors are best near 0.94-0.95.
         knn_method, device, seed: as :class:`~clusterg.cluster.KNNConnectedComponents`; ``seed``
             also seeds Infomap, so the same input gives the same clusters.
         trials: Infomap restarts (the best is kept).
     """
 
-    def __init__(self, k: int = 50, threshold: float = 0.58, knn_method: str = "flat", device: str = "cpu",
+    def __init__(self, k: int = 20, threshold: float | str = "auto", knn_method: str = "flat", device: str = "cpu",
                  seed: int = 0, trials: int = 1):
         self.k = k
         self.threshold = threshold
@@ -64,8 +70,16 @@ class InfomapClusterer(BaseClusterer):
         self.trials = trials
 
     def fit(self, X, y=None, knn=None) -> "InfomapClusterer":
-        t = check_threshold(self.threshold)
-        x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed)
+        k = check_k(self.k, 10**12, name="k")
+        k_search = k
+        if is_auto(self.threshold):
+            # the rule reads its identity-size share off an 80-NN list (as it was fitted), whatever k the graph uses
+            k_search = max(k, min(RULE_K, int(np.shape(X)[0]) if np.ndim(X) == 2 else k))
+            if knn is not None:
+                k_search = max(k, min(k_search, int(np.shape(knn[0])[1])))
+        x, nbrs, sims = features_and_knn(X, k_search, knn, self.knn_method, self.device, self.seed)
+        t = self.threshold_ = resolve_threshold(self.threshold, x, sims, "infomap", "infomap", self.seed)
+        nbrs, sims = nbrs[:, :k], sims[:, :k]
         n = len(x)
         rows = np.repeat(np.arange(n), nbrs.shape[1])
         cols, w = nbrs.ravel(), sims.ravel()

@@ -50,7 +50,11 @@ class FaissKMeans(BaseClusterer):
 
     Attributes:
         labels_: int64 ``(N,)``, clusters 0..C-1.
-        cluster_centers_: float32 ``(n_clusters, D)``, unit-norm centroids.
+        cluster_centers_: float32 ``(C, D)``, unit-norm centroids, row c for cluster c (C = n_clusters
+            unless a centroid ended up empty).
+        n_features_in_: D.
+
+    :meth:`predict` assigns new points to the nearest centroid.
     """
 
     def __init__(self, n_clusters: int | None = None, niter: int = 20, nredo: int = 1, seed: int = 0,
@@ -77,6 +81,24 @@ class FaissKMeans(BaseClusterer):
         init = kmeanspp_init(x, c, seed=int(self.seed)) if c <= self.kmeanspp_max_clusters else None
         km.train(x, init_centroids=init)
         _, assign = km.index.search(x, 1)
-        self.cluster_centers_ = km.centroids
-        self.labels_ = relabel(assign.ravel())
+        assign = assign.ravel()
+        self.labels_ = relabel(assign)
+        # row c of cluster_centers_ is the centroid of cluster c (a centroid left empty is dropped)
+        first = np.unique(assign, return_index=True)
+        used = first[0][np.argsort(first[1], kind="stable")]
+        self.cluster_centers_ = np.ascontiguousarray(km.centroids[used], dtype=np.float32)
         return self
+
+    def predict(self, X) -> np.ndarray:
+        """Cluster of each new point: its most similar centroid (the fitted ``labels_`` do not change).
+
+        Args:
+            X: float ``(M, D)`` with the fitted D.
+        Returns:
+            int64 ``(M,)`` cluster ids in 0..C-1, ties to the smaller id.
+        """
+        x = self._check_new_features(X)
+        index = faiss.IndexFlatL2(self.cluster_centers_.shape[1])
+        index.add(self.cluster_centers_)
+        _, assign = index.search(x, 1)
+        return assign.ravel().astype(np.int64)

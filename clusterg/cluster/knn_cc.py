@@ -7,6 +7,7 @@ from .._validate import ClustergError, check_features, check_threshold
 from ..knn import search_knn
 from ..linkage import UnionFind, connected_components, relabel, threshold_edges
 from ._common import features_and_knn
+from ._threshold import resolve_threshold
 from .base import BaseClusterer
 
 __all__ = ["KNNConnectedComponents"]
@@ -18,7 +19,8 @@ class KNNConnectedComponents(BaseClusterer):
 
     Args:
         k: neighbours per point including itself (default 20; clamped to N).
-        threshold: cosine similarity an edge must exceed (default 0.7). Embeddings differ a lot
+        threshold: cosine similarity an edge must exceed, or ``"auto"`` (default): chosen from the
+            data by :func:`clusterg.linkage.auto_threshold` (``"cc"`` rule). Embeddings differ a lot
             here: dlib faces need about 0.96, MS1M ArcFace features about 0.6-0.7.
         knn_method: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
         device: faiss device, ``"cpu"``, ``"cuda"`` or ``"auto"``.
@@ -26,11 +28,13 @@ class KNNConnectedComponents(BaseClusterer):
 
     Attributes:
         labels_: int64 ``(N,)``, clusters 0..C-1.
+        threshold_: the threshold used (the chosen one when ``threshold="auto"``).
 
-    New points can join an existing clustering without redoing it: :meth:`add`.
+    New points can join an existing clustering without redoing it (:meth:`add`), or be assigned
+    to it without changing it (:meth:`predict`).
     """
 
-    def __init__(self, k: int = 20, threshold: float = 0.7, knn_method: str = "flat", device: str = "cpu",
+    def __init__(self, k: int = 20, threshold: float | str = "auto", knn_method: str = "flat", device: str = "cpu",
                  seed: int = 0):
         self.k = k
         self.threshold = threshold
@@ -39,8 +43,8 @@ class KNNConnectedComponents(BaseClusterer):
         self.seed = seed
 
     def fit(self, X, y=None, knn=None) -> "KNNConnectedComponents":
-        t = check_threshold(self.threshold)
         x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed)
+        t = self.threshold_ = resolve_threshold(self.threshold, x, sims, "cc", "knn-cc", self.seed)
         src, dst = threshold_edges(nbrs, sims, t)
         self.labels_ = connected_components(len(x), src, dst)
         self.n_edges_ = len(src)
@@ -61,7 +65,7 @@ class KNNConnectedComponents(BaseClusterer):
         xn = check_features(X_new, name="new features", normalize=True)
         if xn.shape[1] != self._x.shape[1]:
             raise ClustergError(f"new features have dimension {xn.shape[1]}, fitted ones {self._x.shape[1]}")
-        t = check_threshold(self.threshold)
+        t = check_threshold(self.threshold_)
         allx = np.concatenate([self._x, xn])
         n_old = len(self._x)
         k = min(self.k, len(allx))
@@ -82,3 +86,22 @@ class KNNConnectedComponents(BaseClusterer):
         self.labels_ = lab.astype(np.int64)
         self._x = allx
         return self.labels_[n_old:]
+
+    def predict(self, X) -> np.ndarray:
+        """Cluster of each new point, without changing the fitted clustering (``labels_`` stays as it is).
+
+        A new point takes the cluster of its most similar fitted point when that similarity
+        exceeds the threshold used by ``fit`` (the edge ``fit`` would have drawn), else -1 (no
+        cluster). Each point is assigned on its own, so the result does not depend on which other
+        points are passed. Use :meth:`add` to grow the clustering instead.
+
+        Args:
+            X: float ``(M, D)`` with the fitted D.
+        Returns:
+            int64 ``(M,)`` cluster ids of ``labels_``, or -1.
+        """
+        xn = self._check_new_features(X)
+        t = check_threshold(getattr(self, "threshold_", self.threshold))
+        nbrs, sims = search_knn(self._x, xn, 1, method="flat", device=self.device, normalize=False)
+        out = self.labels_[: len(self._x)][nbrs[:, 0]]
+        return np.where(sims[:, 0] > t, out, -1).astype(np.int64)

@@ -89,6 +89,9 @@ def read_bin(path: str | os.PathLike, dim: int | None = None, mmap: bool = True)
                                 f"pass --dim D")
         dim = side["dim"]
     dim = _check_dim(dim)
+    if side is not None and side["dim"] != dim:
+        raise ClustergError(f"{path}: dim={dim} was given but its sidecar {sidecar_path(path).name} says "
+                            f"{side['dim']}; drop --dim or fix the sidecar")
     size = path.stat().st_size
     if size == 0:
         raise ClustergError(f"{path}: file is empty")
@@ -97,7 +100,7 @@ def read_bin(path: str | os.PathLike, dim: int | None = None, mmap: bool = True)
         raise ClustergError(f"{path}: size {size} bytes is not a multiple of 4*D = {row}: "
                             f"truncated or wrong --dim (D={dim})")
     n = size // row
-    if side is not None and side["dim"] == dim and side.get("n") not in (None, n):
+    if side is not None and side.get("n") not in (None, n):
         raise ClustergError(f"{path}: holds {n} rows but its sidecar says {side['n']}: truncated file?")
     if mmap:
         x = np.memmap(path, dtype=_DTYPE, mode="r", shape=(n, dim))
@@ -143,14 +146,26 @@ def write_bin(path: str | os.PathLike, x) -> Path:
 def read_meta(path: str | os.PathLike) -> np.ndarray:
     """Read a ``.meta`` label file: one integer a line, trailing blank lines ignored.
 
-    Returns int64 of shape (N,). A line that is not an integer raises a
-    :class:`ClustergError` naming its (1-based) line number.
+    Returns int64 of shape (N,). A line that is not an integer, or one outside int64,
+    raises a :class:`ClustergError` naming its (1-based) line number. A ``.npy`` file
+    holding a 1-D integer array is read too (never a pickle).
     """
     path = _existing_file(path, "labels")
+    if path.suffix.lower() == ".npy":
+        try:
+            y = np.load(path, allow_pickle=False)
+        except Exception as e:  # numpy raises ValueError/OSError/EOFError for broken or pickled files
+            raise ClustergError(f"{path}: not a readable .npy label file ({type(e).__name__}; pickles are "
+                                f"refused)") from None
+        if not isinstance(y, np.ndarray):
+            raise ClustergError(f"{path}: not a .npy label array")
+        return check_labels(y, name=str(path))
     try:
         text = path.read_text()
     except UnicodeDecodeError:
         raise ClustergError(f"{path}: not a text label file") from None
+    except OSError as e:
+        raise ClustergError(f"{path}: cannot be read ({e.strerror})") from None
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -160,11 +175,14 @@ def read_meta(path: str | os.PathLike) -> np.ndarray:
         return np.array(lines, dtype=np.int64)
     except (ValueError, OverflowError):
         pass
+    lim = np.iinfo(np.int64)
     for i, line in enumerate(lines, 1):  # slow path only to name the bad line
         try:
-            int(line.strip())
+            v = int(line.strip())
         except ValueError:
             raise ClustergError(f"{path}: line {i} is not an integer label: {line.strip()[:40]!r}") from None
+        if not lim.min <= v <= lim.max:
+            raise ClustergError(f"{path}: line {i}: label {line.strip()[:40]} does not fit in int64")
     return np.array([int(v) for v in lines], dtype=np.int64)
 
 

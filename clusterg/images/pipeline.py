@@ -39,20 +39,17 @@ __all__ = ["cluster_images", "cluster_faces", "read_photo_list", "default_thresh
 logger = logging.getLogger("clusterg.images.pipeline")
 
 #: Methods tried in this order when no method is named; the first that runs is
-#: used: the learned Ada-NETS with its packaged dlib-128 weights (128-d input only),
-#: then infomap (needs the ``infomap`` package), then knn-cc (always runs). On
-#: random subsets of 5 to 1,000 identities of the CelebA ``dev`` split, Ada-NETS
-#: tied with infomap at :func:`default_threshold` up to 300 identities (mean paired
-#: difference -0.002 over 40 draws per size) and led at 1,000 (0.902 against 0.880);
-#: knn-cc scored 0.74-0.92, GCN-V 0.78-0.86 and GCN-V+E 0.84-0.89.
-DEFAULT_METHODS: tuple[str, ...] = ("ada-nets", "infomap", "knn-cc")
+#: used: ``auto``, the library's default pipeline (:class:`clusterg.cluster.AutoClusterer`:
+#: Ada-NETS with its packaged dlib-128 weights for 128-d faces, label-free Infomap
+#: otherwise), then knn-cc at :func:`default_threshold` (always runs).
+DEFAULT_METHODS: tuple[str, ...] = ("auto", "knn-cc")
 
 #: Neighbours per face (self included) for infomap and knn-cc, as in the threshold fit; clamped to N.
 IMAGE_K = 20
 
 # Keys this module writes besides cluster_id (which keeps its place when present): copies
 # left in the input by an earlier run are dropped, then written afresh where they apply.
-_STALE_KEYS = ("reason", "faces")
+_STALE_KEYS = ("reason", "faces", "confidence", "cluster_quality", "person_name", "merged_from", "corrections")
 
 
 #: Size-adaptive default thresholds ``a + b * log10(N)`` for dlib face embeddings (k=20),
@@ -335,14 +332,18 @@ def cluster_faces(embeddings, method: str | None = None, threshold: float | None
 
 
 def export_cluster_folders(entries: Sequence[dict], base: str | os.PathLike, out_dir: str | os.PathLike,
-                           copy: bool = False) -> int:
+                           copy: bool = False, contact_sheets: bool = True) -> int:
     """One sub-folder per cluster (``cluster_0000`` ...; ``unclustered`` for -1) holding links
     to (or, with ``copy``, copies of) the photos, for a quick visual review.
 
     ``entries`` is the output of :func:`cluster_images`; ``base`` the folder
     relative ``img_path`` values start from. ``out_dir`` must be absent or
     empty. With ``faces`` lists a photo appears in the folder of every one of
-    its faces. Returns the number of files made.
+    its faces. With ``contact_sheets`` (Pillow) every cluster folder also gets
+    ``_contact_sheet.png``: thumbnails of its faces (cropped to the face box
+    when the entry lists ``faces``), most confident first, least confident
+    last (:func:`clusterg.library.sheets.contact_sheet`). Returns the number of
+    files made (links or copies, and sheets).
     """
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -351,6 +352,7 @@ def export_cluster_folders(entries: Sequence[dict], base: str | os.PathLike, out
     out.mkdir(parents=True, exist_ok=True)
     made = 0
     used: dict[Path, set[str]] = {}
+    sheet_items: dict[Path, list] = {}
     for i, e in enumerate(entries):
         src = _resolve(e.get("img_path"), base)
         if src is None or not src.is_file():
@@ -371,6 +373,16 @@ def export_cluster_folders(entries: Sequence[dict], base: str | os.PathLike, out
                 except OSError as err:  # file systems without symlinks
                     raise ClustergError(f"cannot make a link in {folder} ({err}); use copies instead") from None
             made += 1
+            if contact_sheets and cid is not None and cid >= 0:
+                faces = [f for f in e.get("faces") or [] if f.get("cluster_id") == cid]
+                sheet_items.setdefault(folder, []).extend(
+                    [(src, f.get("box"), f.get("confidence", 1.0)) for f in faces]
+                    or [(src, None, e.get("confidence", 1.0))])
+    if sheet_items:
+        from ..library.sheets import SHEET_NAME, contact_sheet
+        for folder, items in sheet_items.items():
+            if contact_sheet(items, folder / SHEET_NAME):
+                made += 1
     return made
 
 
@@ -382,7 +394,8 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
                    export_folders: str | os.PathLike | None = None, copy: bool = False,
                    cache: bool | str | os.PathLike = True,
                    embedder: FaceEmbedder | None = None, seed: int = 0,
-                   checkpoint: str | os.PathLike | None = None, quiet: bool | None = None) -> list[dict[str, Any]]:
+                   checkpoint: str | os.PathLike | None = None, quiet: bool | None = None,
+                   state: str | os.PathLike | None = None, same_photo: bool = True) -> list[dict[str, Any]]:
     """Cluster the faces of the photos listed in ``input_json``; write ``output_json``.
 
     Args:
@@ -399,10 +412,19 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
             file; ``False`` neither reads nor writes one.
         embedder: face detector/embedder settings (default :class:`FaceEmbedder`).
         quiet: hide progress bars (None: follow :func:`clusterg.set_quiet`).
+        state: a clustering state folder (:class:`clusterg.library.ClusterState`):
+            made by the first run, then read and updated by later ones, which
+            embed and assign only photos it does not hold yet (cluster ids stay;
+            see :doc:`/library`). A state of another model is refused.
+        same_photo: with ``all_faces``, keep two faces of one photo in different
+            clusters (unless a user merge joined them). Default True.
 
     Returns:
         The output entries: every input key kept in order, plus ``cluster_id``
-        (int, -1 when the photo has no usable face) and ``reason`` for those.
+        (int, -1 when the photo has no usable face) and ``reason`` for those;
+        ``confidence`` (in [0, 1]) and ``cluster_quality`` of the (largest)
+        face; ``person_name`` when the cluster was named, ``merged_from`` (ids this
+        run merged into it) and ``corrections`` (user corrections naming the face).
 
     Raises:
         ClustergError: malformed input JSON, output equal to the input, the
@@ -444,6 +466,8 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
         cache_path = Path(cache)
         refuse_same_file(cache_path, inp, out)
     store = EmbeddingCache.load(cache_path, embedder.settings())
+    from ..library.images import cluster_photo_faces, load_photo_state, output_extras, state_faces
+    lib = load_photo_state(state, embedder.settings(), all_faces, same_photo)
 
     results: list[_Faces | None] = []
     seen: dict[Path, _Faces] = {}
@@ -458,7 +482,8 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
             if p in seen:
                 results.append(seen[p])
                 continue
-            got = store.get(p, all_faces) if p.exists() else None
+            got = state_faces(lib, p)
+            got = got if got is not None else store.get(p, all_faces) if p.exists() else None
             if got is None:
                 got = _embed_photo(p, embedder, all_faces)
                 if p.exists():
@@ -483,9 +508,13 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
                 owner.append((i, j))
                 vecs.append(r.embeddings[j])
     x = np.stack(vecs) if vecs else np.zeros((0, EMBEDDING_DIM), np.float32)
-    labels, used = cluster_faces(x, method=method, threshold=threshold, k=k, seed=seed, checkpoint=checkpoint)
+    run = cluster_photo_faces(x, owner, results, paths, st=lib, state_dir=state, model=embedder.settings(),
+                              all_faces=all_faces, same_photo=same_photo, method=method, threshold=threshold, k=k,
+                              seed=seed, checkpoint=checkpoint)
+    labels, used = run.labels, run.method
 
     face_ids: dict[tuple[int, int], int] = {key: int(c) for key, c in zip(owner, labels)}
+    face_rows: dict[tuple[int, int], int] = {key: r for r, key in enumerate(owner)}
     output: list[dict[str, Any]] = []
     for i, (e, r) in enumerate(zip(entries, results)):
         o = {key: val for key, val in e.items() if key not in _STALE_KEYS}
@@ -497,9 +526,10 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
             o["reason"] = r.reason
         else:
             o["cluster_id"] = face_ids[(i, 0)]
+            o.update(output_extras(run, face_rows[(i, 0)]))
             if all_faces:
-                o["faces"] = [{"box": [int(v) for v in r.boxes[j]], "cluster_id": face_ids[(i, j)]}
-                              for j in range(len(r.boxes))]
+                o["faces"] = [{"box": [int(v) for v in r.boxes[j]], "cluster_id": face_ids[(i, j)],
+                               **output_extras(run, face_rows[(i, j)])} for j in range(len(r.boxes))]
         output.append(o)
 
     with atomic_open(out, "w", encoding="utf-8") as f:
@@ -508,8 +538,11 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
     n_fail = sum(1 for o in output if o["cluster_id"] < 0)
     n_clusters = len({c for c in labels.tolist()})
     logger.info("%d photos, %d faces -> %d clusters with %s; %d photos without a usable face; "
-                "%d embeddings from the cache; %.1f s -> %s", len(entries), len(x), n_clusters, used, n_fail,
-                hits, time.perf_counter() - t0, out)
+                "%d embeddings from the cache or state; %.1f s -> %s", len(entries), len(x), n_clusters, used,
+                n_fail, hits, time.perf_counter() - t0, out)
+    if state is not None:
+        logger.info("state %s: %d new faces assigned%s", state, run.new_faces,
+                    "".join(f"; merged {m['ids']} into {m['into']}" for m in run.merged))
     if export_folders is not None:
         made = export_cluster_folders(output, base, export_folders, copy=copy)
         logger.info("exported %d %s to %s", made, "copies" if copy else "links", export_folders)

@@ -9,6 +9,11 @@ Plain functions over arrays. Every result is a pair ``(nbrs, sims)``:
 on normalised rows), as in learn-to-cluster's ``faiss_k_80.npz`` files. faiss
 pads rows it cannot fill with ``-1``; those rows are searched again exactly, so
 no ``-1`` ever leaves this module.
+
+Results do not depend on the thread count: faiss is asked for ``k + 8`` candidates, flat
+(BLAS) scores are recomputed with a fixed summation order, and every row is sorted by
+(the point itself, descending similarity, ascending id); a row with a tie at rank ``k``
+(e.g. more than ``k`` duplicates) is settled against every point. See docs/reliability.rst.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ logger = logging.getLogger("clusterg.knn")
 
 __all__ = ["knn_search", "search_knn", "build_index", "default_nlist", "normalize_rows", "gpu_available"]
 
-Method = Literal["flat", "ivf", "hnsw"]
+Method = Literal["flat", "ivf", "hnsw", "ivf-gemm"]
 _ROW_CHUNK = 65536  # rows validated/normalised/added at once: bounds the memory of memmapped input
 
 
@@ -148,13 +153,118 @@ def _search_chunks(index, q: np.ndarray, k: int, chunk_size: int, desc: str, qui
     return nbrs, sims
 
 
-def _fill_pads(nbrs, sims, base: np.ndarray, query: np.ndarray, k: int) -> int:
-    """Redo rows that faiss padded with -1 by exact brute force; returns how many rows."""
+def _fill_pads(nbrs, sims, base: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Redo rows that faiss padded with -1 by exact brute force; returns those rows' indices."""
     bad = np.flatnonzero((nbrs < 0).any(axis=1))
     if len(bad):
         d, i = faiss.knn(np.ascontiguousarray(query[bad]), base, k, metric=faiss.METRIC_INNER_PRODUCT)
         nbrs[bad], sims[bad] = i, d
-    return len(bad)
+    return bad
+
+
+_TIE_EPS = 2e-5  # faiss's similarities move by < 1e-6 with the thread count (BLAS blocking); 20x that
+_MARGIN = 8  # extra candidates searched so that a near-tie at rank k is settled by exact scores
+_GATHER_ROWS = 512  # query rows re-scored at once (512 x (k + 8) x D float32 gathered)
+
+
+def _exact_sims(nbrs: np.ndarray, base: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Similarities of ``query[i]`` to ``base[nbrs[i, j]]``, by a fixed summation order.
+
+    ``np.einsum`` sums each product in the same order whatever the thread count, so the
+    result, unlike faiss's BLAS scores, is the same at 1 and 16 threads. Pads (-1) get -inf.
+    """
+    n, kc = nbrs.shape
+    out = np.empty((n, kc), dtype=np.float32)
+    for s in range(0, n, _GATHER_ROWS):
+        nb = nbrs[s:s + _GATHER_ROWS]
+        g = base[np.maximum(nb, 0)]
+        out[s:s + len(nb)] = np.einsum("id,ikd->ik", query[s:s + len(nb)], g)
+    out[nbrs < 0] = -np.inf
+    return out
+
+
+def _order(nbrs: np.ndarray, sims: np.ndarray, self_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sort every row by (self first, descending similarity, ascending id): ties broken by id."""
+    n, kc = nbrs.shape
+    if n == 0:
+        return nbrs, sims
+    if max(n, int(nbrs.max(initial=0)) + 1) < (1 << 30):
+        # one int64 key a cell: bit 62 "not self", bits 30-61 the similarity's order (float32 bits made
+        # monotone, reversed), bits 0-29 the id: a single argsort instead of a three-key lexsort
+        f = np.ascontiguousarray(sims, dtype=np.float32) + np.float32(0.0)  # -0.0 sorts as 0.0
+        bits = f.view(np.int32).astype(np.int64)
+        mono = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # increasing with the float value
+        key = ((1 << 31) - 1 - mono) << 30  # descending similarity, in [0, 2**32)
+        key |= np.where(nbrs < 0, (1 << 30) - 1, nbrs)
+        if self_ids is not None:
+            key |= (nbrs != self_ids[:, None]).astype(np.int64) << 62
+        order = np.argsort(key, axis=1)
+    else:
+        ids = np.where(nbrs < 0, np.iinfo(np.int64).max, nbrs)
+        keys = [ids, -sims.astype(np.float64)]
+        if self_ids is not None:
+            keys.append((nbrs != self_ids[:, None]).astype(np.int8))
+        order = np.lexsort(keys, axis=-1)
+    return np.take_along_axis(nbrs, order, axis=1), np.take_along_axis(sims, order, axis=1)
+
+
+def _brute_rows(rows: np.ndarray, base: np.ndarray, query: np.ndarray, kc: int) -> np.ndarray:
+    """Candidate ids of ``query[rows]`` among all of ``base``: the top ``kc`` plus everything within
+    ``_TIE_EPS`` of the ``kc``-th score (a superset of the exact top ``kc`` at any thread count)."""
+    n = base.shape[0]
+    step = max(1, (1 << 24) // max(n, 1))
+    out = []
+    for s in range(0, len(rows), step):
+        r = rows[s:s + step]
+        scores = query[r] @ base.T  # (R, N)
+        kth = np.partition(scores, n - kc, axis=1)[:, n - kc]
+        for j in range(len(r)):
+            out.append(np.flatnonzero(scores[j] >= kth[j] - _TIE_EPS))
+    return out
+
+
+def _settle(nbrs: np.ndarray, sims: np.ndarray, base: np.ndarray, query: np.ndarray, k: int,
+            self_ids: np.ndarray | None, exact: bool,
+            rescore: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """From faiss's candidates (k + margin a row) to the final ``k``: ties by id, self first.
+
+    Flat search is scored again by :func:`_exact_sims` (its BLAS scores move with the thread
+    count); IVF/HNSW scores are per-vector and kept, except rows in ``rescore``.
+
+    With ``exact`` (flat search), a row whose rank-k score is tied (within ``_TIE_EPS``) with
+    its last candidate is searched again against every base row, so which of many tied points
+    (duplicates) make the list is decided by id, not by thread scheduling.
+    """
+    nq, kc = nbrs.shape
+    nb = base.shape[0]
+    if exact:  # flat search scores through BLAS, whose rounding depends on the threads: score again
+        sims = _exact_sims(nbrs, base, query)
+    else:  # IVF / HNSW score each vector on its own (fvec_inner_product): already thread-independent
+        sims = np.where(nbrs < 0, -np.inf, sims).astype(np.float32)
+        if rescore is not None and len(rescore):  # rows redone by the brute-force (BLAS) pad filler
+            sims[rescore] = _exact_sims(nbrs[rescore], base, query[rescore])
+    nbrs, sims = _order(nbrs, sims, self_ids)
+    if exact and kc < nb:
+        rows = np.flatnonzero(sims[:, k - 1] - sims[:, -1] <= _TIE_EPS)
+        if len(rows):
+            logger.debug("%d rows with ties at rank %d searched against every point", len(rows), k)
+            cand = _brute_rows(rows, base, query, min(nb, kc))
+            for r, c in zip(rows.tolist(), cand):
+                if self_ids is not None and not (c == self_ids[r]).any():
+                    c = np.append(c, self_ids[r])
+                cn = c[None, :]
+                cs = _exact_sims(cn, base, query[r:r + 1])
+                cn, cs = _order(cn, cs, None if self_ids is None else self_ids[r:r + 1])
+                nbrs[r], sims[r] = cn[0, :kc], cs[0, :kc]
+    nbrs, sims = np.ascontiguousarray(nbrs[:, :k]), np.ascontiguousarray(sims[:, :k])
+    if self_ids is not None:
+        absent = nbrs[:, 0] != self_ids
+        if absent.any():  # approximate search missed the point itself: it takes column 0
+            a = np.flatnonzero(absent)
+            nbrs[a, 1:] = nbrs[a, :-1].copy()
+            sims[a, 1:] = sims[a, :-1].copy()
+            nbrs[a, 0] = self_ids[a]
+    return nbrs, sims
 
 
 def _self_first(nbrs: np.ndarray, sims: np.ndarray, self_sim: np.ndarray) -> None:
@@ -182,10 +292,12 @@ def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_si
         x: features ``(N, D)`` (array, memmap or tensor); N >= 1, finite, no zero rows.
         k: neighbours per row **including the row itself**; ``1 <= k <= N``, else
             :class:`~clusterg.ClustergError` (pass ``min(k, N)`` to clamp).
-        method: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"`` (approximate).
+        method: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"`` (approximate), or ``"ivf-gemm"``
+            (approximate, list-major IVF with BLAS, :func:`clusterg.knn.ivf_gemm.ivf_gemm_knn`).
         device: ``"cpu"``, ``"cuda"`` (faiss-gpu) or ``"auto"``.
         chunk_size: queries per faiss call (bounds the memory of one call); default 16384.
-        nlist, nprobe: IVF lists (default ~4 sqrt(N)) and lists visited per query (default 32).
+        nlist, nprobe: IVF lists (default ~4 sqrt(N); ``ivf-gemm``: N / 192) and lists visited per
+            query (default 32).
         hnsw_m, ef_search: HNSW links per node (32) and search depth (default max(2k, 64)).
         normalize: L2-normalise rows first (cosine); False uses raw inner products.
         seed: seed for IVF training.
@@ -194,6 +306,11 @@ def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_si
         ``(nbrs, sims)``: int64 ``(N, k)`` and float32 ``(N, k)``, self first,
         descending similarity, no ``-1``.
     """
+    if method == "ivf-gemm":  # list-major IVF, one GEMM per list: clusterg.knn.ivf_gemm (CPU)
+        from .ivf_gemm import ivf_gemm_knn
+        if device == "cuda":
+            raise ClustergError("method='ivf-gemm' runs on the CPU; use 'flat' or 'ivf' on the GPU")
+        return ivf_gemm_knn(x, k, nlist=nlist, nprobe=nprobe, normalize=normalize, seed=seed, quiet=quiet)
     xs = _prepare(x, "features", normalize)
     n = xs.shape[0]
     k = check_k(k, n)
@@ -202,12 +319,14 @@ def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_si
         raise ClustergError(f"chunk_size must be >= 1, got {chunk_size}")
     quiet = is_quiet() if quiet is None else quiet
     index = build_index(xs, method, device, nlist=nlist, hnsw_m=hnsw_m, seed=seed, quiet=quiet)
-    _set_search_params(index, method, k, nprobe, ef_search)
-    nbrs, sims = _search_chunks(index, xs, k, chunk_size, f"kNN search ({method})", quiet)
+    kc = min(n, k + _MARGIN)
+    _set_search_params(index, method, kc, nprobe, ef_search)
+    nbrs, sims = _search_chunks(index, xs, kc, chunk_size, f"kNN search ({method})", quiet)
     del index
-    redone = _fill_pads(nbrs, sims, xs, xs, k)
-    if redone:
-        logger.info("%d rows padded by faiss were searched again exactly", redone)
+    redone = _fill_pads(nbrs, sims, xs, xs, kc)
+    if len(redone):
+        logger.info("%d rows padded by faiss were searched again exactly", len(redone))
+    nbrs, sims = _settle(nbrs, sims, xs, xs, k, np.arange(n), exact=(method == "flat"), rescore=redone)
     self_sim = np.ones(n, dtype=np.float32) if normalize else np.einsum("ij,ij->i", xs, xs)
     _self_first(nbrs, sims, self_sim)
     return nbrs, sims
@@ -230,10 +349,11 @@ def search_knn(base, query, k: int, method: Method = "flat", device: str = "cpu"
     if xq.shape[0] == 0:
         return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
     index = build_index(xb, method, device, nlist=nlist, hnsw_m=hnsw_m, seed=seed, quiet=quiet)
-    _set_search_params(index, method, k, nprobe, ef_search)
-    nbrs, sims = _search_chunks(index, xq, k, int(chunk_size or 16384), f"kNN search ({method})", quiet)
-    _fill_pads(nbrs, sims, xb, xq, k)
-    return nbrs, sims
+    kc = min(xb.shape[0], k + _MARGIN)
+    _set_search_params(index, method, kc, nprobe, ef_search)
+    nbrs, sims = _search_chunks(index, xq, kc, int(chunk_size or 16384), f"kNN search ({method})", quiet)
+    redone = _fill_pads(nbrs, sims, xb, xq, kc)
+    return _settle(nbrs, sims, xb, xq, k, None, exact=(method == "flat"), rescore=redone)
 
 
 def set_num_threads(n: int | None = None) -> None:

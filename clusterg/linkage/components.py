@@ -21,19 +21,41 @@ def relabel(labels: np.ndarray) -> np.ndarray:
     return rank[inv.ravel()]
 
 
+def _edge_ids(a, name: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+                                 or a.dtype == bool):
+        raise ClustergError(f"{name}: expected integer node ids, got dtype {a.dtype}")
+    if a.ndim > 1:
+        raise ClustergError(f"{name}: expected a 1-D array of node ids, got shape {a.shape}")
+    a = a.ravel()
+    if np.issubdtype(a.dtype, np.floating) and len(a):
+        if not np.isfinite(a).all() or (a != np.round(a)).any() or np.abs(a).max() >= 2.0 ** 63:
+            raise ClustergError(f"{name}: node ids must be whole numbers")
+    if np.issubdtype(a.dtype, np.unsignedinteger) and len(a) and int(a.max()) > np.iinfo(np.int64).max:
+        raise ClustergError(f"{name}: node id {int(a.max())} does not fit in int64")
+    return a.astype(np.int64)
+
+
 def connected_components(n: int, src, dst) -> np.ndarray:
     """Labels 0..C-1 of the undirected graph on ``n`` nodes with edges ``src[e] - dst[e]``.
 
-    O(N + E) through scipy's csgraph; isolated nodes are singletons.
+    O(N + E) through scipy's csgraph; isolated nodes are singletons. ``n`` must be a
+    non-negative integer, ``src``/``dst`` 1-D integer ids in ``[0, n)`` of equal length
+    (else :class:`~clusterg.ClustergError`).
     """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise ClustergError(f"n: expected an integer number of nodes, got {n!r}")
     n = int(n)
     if n < 0:
         raise ClustergError(f"n must be >= 0, got {n}")
-    src = np.asarray(src, dtype=np.int64).ravel()
-    dst = np.asarray(dst, dtype=np.int64).ravel()
+    src, dst = _edge_ids(src, "src"), _edge_ids(dst, "dst")
     if src.shape != dst.shape:
         raise ClustergError(f"src and dst differ in length: {len(src)} vs {len(dst)}")
     if n == 0:
+        if len(src):
+            raise ClustergError(f"edge endpoints must lie in [0, 0): a graph with n=0 nodes has no edges, "
+                                f"got {len(src)}")
         return np.empty(0, dtype=np.int64)
     if len(src) and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
         raise ClustergError(f"edge endpoints must lie in [0, {n})")

@@ -66,6 +66,22 @@ class AdaGCN(nn.Module):
         self.head = nn.Linear(hidden, out_dim)
         self.act = nn.PReLU(out_dim)
 
+    @classmethod
+    def from_pretrained(cls, checkpoint=None) -> "AdaGCN":
+        """The packaged Ada-NETS encoder (128-d dlib faces), or the one in a ``clusterg train ada-nets`` checkpoint.
+
+        ``model.config`` holds the pipeline's settings: ``graph`` (``"knn"``: the encoder runs on the
+        symmetrised ``k_graph``-NN graph, self included, with self loops; ``"and"``: on the adaptive
+        graph of :class:`~clusterg.nn.AND`), ``k``, ``lam``, ``k_final``, ``linkage``, ``threshold``, ...
+        """
+        from ._pretrained import load_blob, load_state
+        blob = load_blob("ada-nets", checkpoint)
+        cfg = dict(blob["config"])
+        model = cls(int(blob["in_dim"]), hidden=int(cfg.get("gcn_hidden", 512)), out_dim=int(cfg.get("gcn_out", 512)))
+        model = load_state(model, blob["state_dict"], "gcn.", "an Ada-NETS encoder")
+        model.config = cfg
+        return model
+
     def _check(self, x: Tensor, edge_index: Tensor) -> None:
         if x.dim() != 2 or x.shape[1] != self.in_dim:
             raise ClustergError(f"AdaGCN: expected x of shape (N, {self.in_dim}), got {tuple(x.shape)}")

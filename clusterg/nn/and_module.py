@@ -64,6 +64,22 @@ class AND(nn.Module):
                                      nn.Linear(hidden, hidden), nn.PReLU(hidden), nn.Dropout(p),
                                      nn.Linear(hidden, 1))
 
+    @classmethod
+    def from_pretrained(cls, checkpoint=None) -> "AND":
+        """The packaged Ada-NETS AND (128-d dlib faces), or the one in a ``clusterg train ada-nets`` checkpoint.
+
+        ``model.config`` holds the pipeline's settings (``k``: the structure-space list size the
+        model reads, ``lam``, ``and_arch``, ``graph``: whether the packaged pipeline uses AND at all).
+        """
+        from ._pretrained import load_blob, load_state
+        blob = load_blob("ada-nets", checkpoint)
+        cfg = dict(blob["config"])
+        model = cls(int(blob["in_dim"]), k=int(cfg.get("k", 80)), arch=cfg.get("and_arch", "lstm"),
+                    hidden=int(cfg.get("and_hidden", 128)))
+        model = load_state(model, blob["state_dict"], "and.", "an AND model")
+        model.config = cfg
+        return model
+
     def forward(self, seq: Tensor) -> Tensor:
         if self.arch == "lstm":
             if seq.dim() != 3 or seq.shape[2] != self.in_dim:

@@ -49,6 +49,29 @@ class GCNE(torch.nn.Module):
         self.head = torch.nn.Sequential(torch.nn.Linear(dims[-1], dims[-1]), torch.nn.PReLU(dims[-1]),
                                         torch.nn.Linear(dims[-1], 2))
 
+    @classmethod
+    def from_pretrained(cls, checkpoint=None, with_gcn_v: bool = False):
+        """The packaged GCN-E (128-d dlib faces), or the one in a ``clusterg train gcn-e`` checkpoint.
+
+        ``model.config`` holds its settings (``k``, ``feature``, ``center_dot``, ``tau``, ``rule``, ...;
+        ``config["gcn_v"]`` those of the GCN-V it was trained on). With ``with_gcn_v`` returns
+        ``(gcn_v, gcn_e)``: the checkpoint embeds the GCN-V whose features GCN-E reads.
+        """
+        from ._pretrained import load_blob, load_state
+        from .gcn_v import GCNV
+        blob = load_blob("gcn-e", checkpoint)
+        cfg, in_dim = dict(blob["config"]), int(blob["in_dim"])
+        hidden = int(cfg["gcn_v"]["hidden"])
+        e_in = {"raw": in_dim, "gcn": hidden, "raw+gcn": in_dim + hidden}[cfg["feature"]] \
+            + int(bool(cfg.get("center_dot", False)))
+        model = load_state(cls(e_in, dims=cfg["dims"]), blob["state_dict"], "e.", "a GCN-E")
+        model.config = cfg
+        if not with_gcn_v:
+            return model
+        v = load_state(GCNV(in_dim, hidden=hidden), blob["state_dict"], "v.", "a GCN-V")
+        v.config = dict(cfg["gcn_v"])
+        return v, model
+
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> Tensor:
         if x.dim() != 2 or x.size(1) != self.in_dim:
             raise ClustergError(f"GCNE: expected x of shape (M, {self.in_dim}), got {tuple(x.shape)}")

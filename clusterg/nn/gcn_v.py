@@ -39,6 +39,26 @@ class GCNV(torch.nn.Module):
                                         torch.nn.PReLU(self.hidden),
                                         torch.nn.Linear(self.hidden, 1))
 
+    @classmethod
+    def from_pretrained(cls, checkpoint=None) -> "GCNV":
+        """The packaged GCN-V (128-d dlib faces), or the one in ``checkpoint``, in eval mode.
+
+        ``model.config`` holds the settings it was trained and tuned with (``k``, ``th_sim``,
+        ``tau_0``, ``tau``, ``passes``, ...); :meth:`graph_transform` builds its input graph.
+        """
+        from ._pretrained import load_blob, load_state
+        blob = load_blob("gcn-v", checkpoint)
+        model = load_state(cls(int(blob["in_dim"]), hidden=int(blob["config"]["hidden"])), blob["state_dict"], "",
+                           "a GCN-V")
+        model.config = dict(blob["config"])
+        return model
+
+    def graph_transform(self, **kwargs):
+        """A :class:`~clusterg.transforms.GCNGraph` with the ``k`` and ``th_sim`` this model was trained with."""
+        from ..transforms import GCNGraph
+        cfg = getattr(self, "config", {})
+        return GCNGraph(k=int(cfg.get("k", 20)), th_sim=float(cfg.get("th_sim", 0.0)), **kwargs)
+
     def forward(self, x: Tensor, edge_index=None, edge_weight: Tensor | None = None,
                 x_agg: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if x.dim() != 2 or x.size(1) != self.in_dim:

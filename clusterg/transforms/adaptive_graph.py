@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch_geometric.data import Data
+from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
 from .._validate import ClustergError
@@ -101,8 +102,9 @@ def adaptive_graph(nbrs, sims, k_hat, self_loops: bool = True, normalize: bool =
     return edge_index, torch.from_numpy(a.data.astype(np.float32))
 
 
+@functional_transform("adaptive_graph")
 class AdaptiveGraph(BaseTransform):
-    """PyG transform building ``data.edge_index`` / ``data.edge_weight`` from
+    """PyG transform (functional name: ``adaptive_graph``) building ``data.edge_index`` / ``data.edge_weight`` from
     ``data.ss_nbrs``, ``data.ss_sims`` (see :class:`StructureSpace`) and
     ``data.k_hat`` (long (N,), e.g. from :class:`clusterg.nn.and_module.AND`).
     Without ``data.k_hat`` the constant ``k`` given here is used.

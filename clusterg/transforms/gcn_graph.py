@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch_geometric.data import Data
+from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
 from .._validate import ClustergError, check_features, check_k, check_threshold
@@ -78,21 +79,24 @@ def adjacency_to_torch(a: sp.spmatrix) -> torch.Tensor:
                                        torch.from_numpy(a.data.astype(np.float32)), size=a.shape)
 
 
+@functional_transform("gcn_graph")
 class GCNGraph(BaseTransform):
-    """Attach GCN-V's normalised kNN graph to ``Data(x)``.
+    """Attach GCN-V's normalised kNN graph to ``Data(x)`` (functional name: ``gcn_graph``).
 
     Sets ``edge_index`` (2, E), ``edge_weight`` (E,), and keeps the kNN lists as
-    ``knn_nbrs`` / ``knn_sims`` (N, k) for the linkage step.
+    ``knn_nbrs`` / ``knn_sims`` (N, k) for the linkage step. A plain ``Data`` comes back as a
+    :class:`~clusterg.transforms.KNNData`, so ``knn_nbrs`` stays right in a batch.
 
     Args:
-        k: neighbours per node, self included (default 80, the paper's MS1M value);
-            clamped to N with a warning on small inputs.
+        k: kNN list size, self included (default 20, the value the packaged GCN-V weights were
+            trained with; the paper used 80 on MS1M); clamped to N with a warning on small inputs.
+            ``GCNV.from_pretrained().graph_transform()`` gives the packaged model's settings.
         th_sim: drop edges with cosine similarity below this (default 0).
         knn_method: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"`` (see :func:`clusterg.knn.knn_search`).
         seed: for the approximate indexes.
     """
 
-    def __init__(self, k: int = 80, th_sim: float = 0.0, knn_method: str = "flat", seed: int = 0):
+    def __init__(self, k: int = 20, th_sim: float = 0.0, knn_method: str = "flat", seed: int = 0):
         self.k = k
         self.th_sim = th_sim
         self.knn_method = knn_method
@@ -100,8 +104,10 @@ class GCNGraph(BaseTransform):
 
     def forward(self, data: Data) -> Data:
         from ..knn import knn_search
-        if getattr(data, "x", None) is None:
-            raise ClustergError("GCNGraph: data.x is missing")
+        from .data import as_knn_data
+        from .knn_graph import check_homogeneous
+        check_homogeneous(data, "GCNGraph")
+        data = as_knn_data(data)
         x = check_features(data.x, min_n=2)
         k = check_k(self.k, x.shape[0], clamp=True, min_k=2)
         if k != self.k:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
+from torch_geometric.data import Data, HeteroData
+from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import coalesce
 
@@ -44,6 +45,16 @@ def knn_to_edge_index(nbrs: np.ndarray, sims: np.ndarray, loop: bool = False, sy
     return edge_index, edge_weight
 
 
+def check_homogeneous(data, name: str) -> None:
+    """A clear error for input a transform cannot take (``HeteroData``, no ``x``)."""
+    if isinstance(data, HeteroData):
+        raise ClustergError(f"{name} works on a homogeneous Data; apply it to one node type's features, e.g. "
+                            f"{name}(...)(Data(x=hetero['paper'].x))")
+    if getattr(data, "x", None) is None:
+        raise ClustergError(f"{name}: data.x is missing (node features (N, D) are required)")
+
+
+@functional_transform("knn_graph_cos")
 class KNNGraph(BaseTransform):
     r"""Creates a k-NN graph on the cosine similarity of node features ``data.x`` (functional name: ``knn_graph_cos``).
 
@@ -51,8 +62,8 @@ class KNNGraph(BaseTransform):
     this runs on faiss, on the CPU by default, in bounded memory.
 
     Args:
-        k (int): neighbours per node, not counting the node itself (default: ``20``).
-            Clamped to ``N - 1`` on small graphs.
+        k (int): kNN list size, the node itself included as everywhere in clusterg, so each node
+            receives ``k - 1`` edges (default: ``20``). Clamped to ``N`` on small graphs.
         loop (bool): add self loops with weight 1 (default: ``False``).
         symmetric (bool): make the graph undirected, max weight on both directions (default: ``False``).
         threshold (float, optional): keep only edges with cosine similarity above it (default: ``None``).
@@ -73,17 +84,16 @@ class KNNGraph(BaseTransform):
         self.device = device
 
     def forward(self, data: Data) -> Data:
-        if getattr(data, "x", None) is None:
-            raise ClustergError("KNNGraph: data.x is missing")
+        check_homogeneous(data, "KNNGraph")
         n = data.num_nodes
         if n < 1:
             raise ClustergError("KNNGraph: the graph has no nodes")
-        k = check_k(self.k, max(n - 1, 0), name="k", clamp=True, min_k=0) if n > 1 else 0
-        if k == 0:
+        k = check_k(self.k, n, name="k", clamp=True, min_k=1)
+        if k <= 1:
             data.edge_index = torch.empty((2, 0), dtype=torch.long)
             data.edge_weight = torch.empty(0)
         else:
-            nbrs, sims = knn_search(data.x, k + 1, method=self.method, device=self.device)
+            nbrs, sims = knn_search(data.x, k, method=self.method, device=self.device)
             data.edge_index, data.edge_weight = knn_to_edge_index(nbrs, sims, loop=False, symmetric=self.symmetric,
                                                                   threshold=self.threshold)
         if self.loop:

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch_geometric.data import Data
+from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
 from .._progress import progress
@@ -214,8 +215,14 @@ def structure_space(nbrs, sims, k: int = 80, lam: float = 0.3, chunk_size: int =
     return nb_s, s_s
 
 
+@functional_transform("structure_space")
 class StructureSpace(BaseTransform):
-    """PyG transform: re-rank ``data.knn_nbrs`` / ``data.knn_sims`` in structure space.
+    """PyG transform: re-rank ``data.knn_nbrs`` / ``data.knn_sims`` in structure space
+    (functional name: ``structure_space``).
+
+    ``k`` is the list size, self included (default 80, the paper's value). A plain ``Data``
+    comes back as a :class:`~clusterg.transforms.KNNData`, so ``knn_nbrs`` and ``ss_nbrs``
+    stay right in a batch.
 
     Expects ``data.knn_nbrs`` (long (N, K), self first) and ``data.knn_sims``
     (float (N, K) cosine). Writes ``data.ss_nbrs`` (long (N, k)),
@@ -229,6 +236,8 @@ class StructureSpace(BaseTransform):
         self.lam = lam
 
     def forward(self, data: Data) -> Data:
+        from .data import as_knn_data
+        data = as_knn_data(data)
         if getattr(data, "knn_nbrs", None) is None or getattr(data, "knn_sims", None) is None:
             if getattr(data, "x", None) is None:
                 raise ClustergError("StructureSpace: data needs knn_nbrs/knn_sims or x")

@@ -1,0 +1,83 @@
+"""The default pipeline (``clusterg cluster`` with no ``--method``): the recommended method for the data at hand."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from .._validate import ClustergError
+from .base import BaseClusterer
+
+__all__ = ["AutoClusterer"]
+
+logger = logging.getLogger("clusterg.cluster.auto")
+
+
+def _has_packaged_ada_nets(dim: int) -> bool:
+    from ..train.checkpoint import packaged_weights
+    from .ada_nets import PACKAGED_WEIGHTS
+    name = PACKAGED_WEIGHTS.get(dim)
+    return name is not None and packaged_weights(name) is not None
+
+
+class AutoClusterer(BaseClusterer):
+    """The recommended clustering, every choice label-free and logged at info level.
+
+    - Features with Ada-NETS weights (the packaged dlib-128 face weights, or ``checkpoint``):
+      :class:`~clusterg.cluster.AdaNetsClusterer` at its defaults: refined embeddings, an
+      80-NN graph on them, Infomap with the edge cut chosen from the embeddings.
+    - Any other features (other embedders, text, re-ID): :class:`~clusterg.cluster.InfomapClusterer`
+      on the 20-NN cosine graph with the edge cut chosen from the data
+      (:func:`clusterg.linkage.auto_threshold`).
+
+    Args:
+        checkpoint: Ada-NETS checkpoint for features the packaged weights do not cover.
+        threshold: None/``"auto"`` (default) or a number, passed to the chosen method.
+        knn_method, device, seed: kNN search backend and seed.
+
+    After ``fit``: ``labels_``, ``method_`` (the method that ran: ``"ada-nets"`` or
+    ``"infomap"``), ``estimator_`` (the fitted estimator), ``threshold_``.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, threshold: float | str | None = None,
+                 knn_method: str = "flat", device: str = "cpu", seed: int = 0):
+        self.checkpoint = checkpoint
+        self.threshold = threshold
+        self.knn_method = knn_method
+        self.device = device
+        self.seed = seed
+
+    def _choose(self, dim: int) -> str:
+        if self.checkpoint is not None:
+            if not os.path.isfile(self.checkpoint):
+                raise ClustergError(f"checkpoint {self.checkpoint} does not exist")
+            return "ada-nets"
+        return "ada-nets" if _has_packaged_ada_nets(dim) else "infomap"
+
+    def fit(self, X, y=None, knn=None) -> "AutoClusterer":
+        from .ada_nets import AdaNetsClusterer
+        from .infomap import InfomapClusterer
+        dim = int(np.shape(X)[1]) if np.ndim(X) == 2 else -1
+        method = self._choose(dim) if dim > 0 else "infomap"
+        if method == "ada-nets":
+            est = AdaNetsClusterer(checkpoint=self.checkpoint, threshold=self.threshold, knn_method=self.knn_method,
+                                   device=self.device, seed=self.seed)
+            why = "a checkpoint was given" if self.checkpoint is not None else \
+                f"packaged Ada-NETS weights exist for {dim}-d features"
+        else:
+            est = InfomapClusterer(threshold="auto" if self.threshold is None else self.threshold,
+                                   knn_method=self.knn_method, device=self.device, seed=self.seed)
+            why = f"no learned weights for {dim}-d features" if dim > 0 else "input to be validated"
+        logger.info("auto: running %s (%s)", method, why)
+        est.fit(X, knn=knn)
+        self.estimator_ = est
+        self.method_ = method
+        self.labels_ = est.labels_
+        self.threshold_ = getattr(est, "threshold_", None)
+        n_c = int(self.labels_.max()) + 1 if len(self.labels_) else 0
+        n = len(self.labels_)
+        if n >= 50 and (n_c == 1 or n_c == n):
+            logger.warning("auto: the result is degenerate (%s) on %d points; the data may hold no cluster "
+                           "structure at this scale", "one cluster" if n_c == 1 else "all singletons", n)
+        return self

@@ -1,0 +1,305 @@
+"""List-major IVF kNN: one dense float32 GEMM per inverted list, compiled top-k.
+
+faiss's ``IndexIVFFlat.search`` walks the lists query by query: every query scans its
+``nprobe`` lists with vector-at-a-time inner products, so the work never reaches BLAS speed.
+When the queries *are* the base (a kNN graph), the work can be turned around:
+
+1. **Coarse partition.** Spherical k-means (faiss) splits the normalised rows into
+   ``nlist`` lists of about ``list_size`` rows; above :data:`FLAT_KMEANS_MAX` lists the
+   k-means is two-level (``sqrt(nlist)`` top cells, each split again in proportion to its
+   size) so training stays near linear in N, and the centroids are searched through HNSW.
+   Every row gets its ``nprobe`` nearest lists (the first is its own), once.
+2. **List-major scan.** The rows are reordered list by list (one copy). For each list, the
+   queries that probe it are gathered and scored in one float32 GEMM
+   ``(queries probing l, D) @ (D, rows of l)`` (numpy / OpenBLAS).
+3. **Top-k in compiled code.** Each block goes straight into the running per-query heaps of
+   faiss (``float_minheap_array_t.addn_query_subset_with_ids``: one comparison per candidate,
+   O(log k) for the few that enter), so there is no merge in Python. The recall is that of
+   ``IndexIVFFlat`` with the same lists and ``nprobe``; only the order of the work differs.
+
+The list size is fixed (``list_size``, default 192), so the number of lists grows with N
+and the work per query, ``nprobe * list_size * D``, does not: the scan is linear in N. The
+probe search costs ``N * nlist * D`` (quadratic) while the centroids are searched exactly (up
+to :data:`FLAT_KMEANS_MAX` lists), ``N * log(nlist)`` above. Memory: one reordered float32 copy of the rows (N x D) plus the
+result; input is read in chunks, so a memory-mapped ``.bin`` / ``.npy`` works.
+
+Ties: each row of the result is ordered by descending similarity, then ascending id; which
+of several equally similar candidates makes the cut at the k-th place is fixed by the scan
+order (deterministic, but not by id).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import faiss
+import numpy as np
+
+from .._progress import is_quiet, progress
+from .._validate import ClustergError, check_features, check_k
+
+logger = logging.getLogger("clusterg.knn")
+
+__all__ = ["ivf_gemm_knn", "train_centroids", "default_list_size", "FLAT_KMEANS_MAX"]
+
+FLAT_KMEANS_MAX = 4096  #: above this many lists the k-means is two-level and assignment goes through HNSW
+_ROW_CHUNK = 65536  # input rows normalised / assigned at once
+_HEAP_THREADS = 0  # threads of the heap insertion (0: faiss's own setting)
+_BLOCK_FLOATS = 1 << 24  # similarity block of one GEMM: at most 64 MiB of float32
+
+
+def default_list_size(n: int, k: int) -> int:
+    """Rows per inverted list: 192, at least ``k`` (a list must be able to fill a row), at most N."""
+    return int(min(n, max(192, k)))
+
+
+def _as_array(x):
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        x = check_features(x, min_n=0, allow_zero=True)
+    if len(x.shape) != 2:
+        raise ClustergError(f"features: expected shape (N, D), got shape {tuple(x.shape)}")
+    return x
+
+
+def _rows(x, start: int, stop: int, normalize: bool) -> np.ndarray:
+    """Validated float32 rows ``x[start:stop]`` (normalised when asked)."""
+    return check_features(np.asarray(x[start:stop]), name="features", min_n=0, normalize=normalize,
+                          allow_zero=not normalize)
+
+
+def _kmeans(sample: np.ndarray, n_centroids: int, seed: int, niter: int) -> np.ndarray:
+    n, d = sample.shape
+    n_centroids = max(1, min(n_centroids, n))
+    if n_centroids == 1:
+        c = sample.mean(axis=0, keepdims=True)
+        return (c / max(float(np.linalg.norm(c)), 1e-12)).astype(np.float32)
+    km = faiss.Kmeans(d, n_centroids, niter=niter, seed=int(seed), spherical=True, verbose=False,
+                      max_points_per_centroid=max(1, -(-n // n_centroids)), min_points_per_centroid=1)
+    km.train(np.ascontiguousarray(sample))
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def train_centroids(sample: np.ndarray, nlist: int, seed: int = 0, niter: int = 10) -> np.ndarray:
+    """``nlist`` spherical k-means centroids (float32 ``(<= nlist, D)``) of the unit rows ``sample``.
+
+    Two-level above :data:`FLAT_KMEANS_MAX` lists: ``sqrt(nlist)`` top cells, each split again in
+    proportion to its share of the sample.
+    """
+    sample = check_features(sample, name="sample")
+    if isinstance(nlist, bool) or not isinstance(nlist, (int, np.integer)) or nlist < 1:
+        raise ClustergError(f"nlist: expected an integer >= 1, got {nlist!r}")
+    if nlist <= FLAT_KMEANS_MAX:
+        return _kmeans(sample, nlist, seed, niter)
+    n_top = int(round(math.sqrt(nlist)))
+    top = _kmeans(sample, n_top, seed, niter)
+    _, a = faiss.knn(sample, top, 1, metric=faiss.METRIC_INNER_PRODUCT)
+    a = a[:, 0]
+    counts = np.bincount(a, minlength=len(top))
+    share = counts / counts.sum() * nlist
+    sub = np.maximum(1, np.floor(share)).astype(int)
+    rest = nlist - int(sub.sum())  # hand the rounding remainder to the largest fractional parts
+    if rest > 0:
+        sub[np.argsort(-(share - np.floor(share)), kind="stable")[:rest]] += 1
+    out = []
+    for c in range(len(top)):
+        pts = sample[a == c]
+        if len(pts):
+            out.append(_kmeans(pts, int(sub[c]), seed + 1 + c, niter))
+    return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+
+
+def _assigner(centroids: np.ndarray):
+    """Nearest-centroid search over the centroids: exact up to FLAT_KMEANS_MAX, HNSW above."""
+    d = centroids.shape[1]
+    if len(centroids) <= FLAT_KMEANS_MAX:
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 64
+    index.add(centroids)
+    return index
+
+
+def ivf_gemm_knn(x, k: int, list_size: int | None = None, nlist: int | None = None, nprobe: int | None = None,
+                 normalize: bool = True, seed: int = 0, train_per_list: int = 32, niter: int = 10,
+                 query_chunk: int = 1 << 20, centroids: np.ndarray | None = None, quiet: bool | None = None,
+                 out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate kNN graph of the rows of ``x`` on cosine similarity, list by list with GEMMs.
+
+    Args:
+        x: features ``(N, D)``: array, ``np.memmap`` (read in chunks of 65,536 rows) or tensor;
+            finite, no zero rows when ``normalize``.
+        k: neighbours per row **including the row itself**, ``1 <= k <= N``.
+        list_size: target rows per inverted list (default :func:`default_list_size`: 192); the
+            number of lists is ``round(N / list_size)``, so it grows with N.
+        nlist: number of lists; overrides ``list_size``.
+        nprobe: lists each query scans, its own included (default 32, as ``method="ivf"``);
+            recall and time grow with it.
+        normalize: L2-normalise rows (cosine); False uses raw inner products.
+        seed: seed of the training sample and the k-means.
+        train_per_list: k-means training rows per list (default 32).
+        niter: k-means iterations (default 10).
+        query_chunk: queries whose heaps are held at once (default 1,048,576: 0.5 GiB at k=80).
+        centroids: optional float32 ``(nlist, D)`` unit-norm list centres (e.g. from
+            :func:`train_centroids`); skips the k-means and overrides ``nlist`` / ``list_size``.
+        quiet: hide the progress bar (default: the library setting).
+        out: optional preallocated ``(nbrs, sims)`` arrays (int64 and float32, ``(N, k)``, e.g.
+            ``np.lib.format.open_memmap`` files) that receive the result list by list.
+
+    Returns:
+        ``(nbrs, sims)``: int64 ``(N, k)`` and float32 ``(N, k)``; column 0 is the row itself,
+        then descending similarity (ties by ascending id); no ``-1``.
+    """
+    from .search import _self_first  # the same self-first rule as every other method
+
+    quiet = is_quiet() if quiet is None else quiet
+    x = _as_array(x)
+    n, d = int(x.shape[0]), int(x.shape[1])
+    if n < 1:
+        raise ClustergError("features: need at least 1 points, got N=0")
+    if d == 0:
+        raise ClustergError("features: feature dimension D is 0")
+    k = check_k(k, n)
+    for name, v in (("list_size", list_size), ("nlist", nlist), ("nprobe", nprobe)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ClustergError(f"{name}: expected an integer >= 1, got {v!r}")
+    if isinstance(query_chunk, bool) or not isinstance(query_chunk, (int, np.integer)) or query_chunk < 1:
+        raise ClustergError(f"query_chunk: expected an integer >= 1, got {query_chunk!r}")
+    if int(train_per_list) < 1 or int(niter) < 1:
+        raise ClustergError(f"train_per_list and niter must be >= 1, got {train_per_list} and {niter}")
+    if nlist is None:
+        nlist = max(1, int(round(n / (list_size or default_list_size(n, k)))))
+    nlist = int(min(nlist, n))
+    nprobe = int(nprobe if nprobe is not None else 32)
+    if out is not None:
+        nbrs, sims = out
+        if nbrs.shape != (n, k) or sims.shape != (n, k) or nbrs.dtype != np.int64 or sims.dtype != np.float32:
+            raise ClustergError(f"out: expected int64 and float32 arrays of shape {(n, k)}, got "
+                                f"{nbrs.dtype}{tuple(nbrs.shape)} and {sims.dtype}{tuple(sims.shape)}")
+    else:
+        nbrs = np.empty((n, k), dtype=np.int64)
+        sims = np.empty((n, k), dtype=np.float32)
+    t0 = time.perf_counter()
+
+    # 1. coarse partition: k-means on a sample; every row's nprobe nearest lists (the first is its own)
+    if centroids is not None:
+        centroids = check_features(centroids, name="centroids")
+        if centroids.shape[1] != d:
+            raise ClustergError(f"centroids: dimension {centroids.shape[1]} but features have {d}")
+        nlist = len(centroids)
+    rng = np.random.default_rng(seed)
+    n_train = 0 if centroids is not None else min(n, int(train_per_list) * nlist)
+    pick = np.arange(n) if n_train == n else np.sort(rng.choice(n, n_train, replace=False))
+    if centroids is None:
+        centroids = train_centroids(np.concatenate(
+            [check_features(np.asarray(x[pick[s:s + _ROW_CHUNK]]), name="features", min_n=0, normalize=normalize,
+                            allow_zero=not normalize) for s in range(0, n_train, _ROW_CHUNK)]), nlist, seed, niter)
+    nlist = len(centroids)
+    nprobe = min(nprobe, nlist)
+    assigner = _assigner(centroids)
+    if hasattr(assigner, "hnsw"):
+        assigner.hnsw.efSearch = max(64, 2 * nprobe)
+    probes = np.empty((n, nprobe), dtype=np.int32)
+    for s in range(0, n, _ROW_CHUNK):
+        _, a = assigner.search(_rows(x, s, s + _ROW_CHUNK, normalize), nprobe)
+        probes[s:s + len(a)] = a
+    lost = np.flatnonzero((probes < 0).any(axis=1))
+    if len(lost):  # HNSW returned fewer than nprobe lists: those rows get theirs exactly
+        _, a = faiss.knn(np.concatenate([_rows(x, r, r + 1, normalize) for r in lost]), centroids, nprobe,
+                         metric=faiss.METRIC_INNER_PRODUCT)
+        probes[lost] = a
+    del assigner
+    t_part = time.perf_counter() - t0
+
+    # 2. reorder the rows list by list (one copy); list offsets; probes indexed by position
+    order = np.argsort(probes[:, 0], kind="stable")  # position -> original id
+    offsets = np.zeros(nlist + 1, dtype=np.int64)
+    np.cumsum(np.bincount(probes[:, 0], minlength=nlist), out=offsets[1:])
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    xs = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, _ROW_CHUNK):
+        xs[pos[s:s + _ROW_CHUNK]] = _rows(x, s, s + _ROW_CHUNK, normalize)
+    del pos
+    probes = probes[order]
+    logger.info("ivf-gemm: %d lists of ~%d rows, nprobe %d; partition %.1f s", nlist, n // nlist, nprobe, t_part)
+
+    # 3. queries in chunks (bounded heaps); per chunk, list by list: the queries that probe the
+    #    list, one GEMM against the list's rows, compiled heap insertion into those queries' heaps
+    bar = progress(total=n, desc="kNN search (ivf-gemm)", disable=quiet or n <= _ROW_CHUNK, unit="q")
+    qbuf = np.empty(_BLOCK_FLOATS // 4, dtype=np.float32)
+    sbuf = np.empty(_BLOCK_FLOATS // 4, dtype=np.float32)
+    short = []
+    omp_threads = faiss.omp_get_max_threads()
+    # the heap insertion is memory-bound: on few (or busy) cores its OpenMP region costs more than it gains
+    heap_threads = _HEAP_THREADS or max(1, omp_threads // 2)
+    for c0 in range(0, n, query_chunk):
+        c1 = min(n, c0 + query_chunk)
+        nc = c1 - c0
+        hv = np.empty((nc, k), dtype=np.float32)
+        hi = np.empty((nc, k), dtype=np.int64)
+        heap = faiss.float_minheap_array_t()
+        heap.nh, heap.k = nc, k
+        heap.val, heap.ids = faiss.swig_ptr(hv), faiss.swig_ptr(hi)
+        heap.heapify()
+        flat = probes[c0:c1].ravel()
+        by_list = np.argsort(flat, kind="stable")
+        qs_all = (by_list // nprobe).astype(np.int64)  # chunk-local query of each (query, list) pair
+        starts = np.searchsorted(flat[by_list], np.arange(nlist + 1))
+        for lst in range(nlist):
+            a, b = int(offsets[lst]), int(offsets[lst + 1])
+            qa, qb = int(starts[lst]), int(starts[lst + 1])
+            if a == b or qa == qb:
+                continue
+            m = b - a
+            ids = np.arange(a, b, dtype=np.int64)
+            base_t = xs[a:b].T
+            step = max(1, min(qb - qa, len(sbuf) // m, len(qbuf) // d))
+            for s0 in range(qa, qb, step):
+                s1 = min(qb, s0 + step)
+                qsub = qs_all[s0:s1]
+                q = qbuf[:(s1 - s0) * d].reshape(s1 - s0, d)
+                np.take(xs, qsub + c0, axis=0, out=q)
+                block = sbuf[:(s1 - s0) * m].reshape(s1 - s0, m)
+                np.matmul(q, base_t, out=block)
+                if heap_threads:
+                    faiss.omp_set_num_threads(heap_threads)
+                heap.addn_query_subset_with_ids(s1 - s0, faiss.swig_ptr(qsub), m, faiss.swig_ptr(block),
+                                                faiss.swig_ptr(ids), 0)
+                if heap_threads:
+                    faiss.omp_set_num_threads(omp_threads)
+        heap.reorder()
+        rows = order[c0:c1]
+        sims[rows] = hv
+        bad = (hi < 0).any(axis=1)
+        nbrs[rows] = order[np.maximum(hi, 0)]
+        if bad.any():
+            short.append(np.flatnonzero(bad) + c0)
+        bar.update(nc)
+    bar.close()
+    del qbuf, sbuf
+    if short:  # probes held fewer than k candidates: exact search for those rows
+        p = np.concatenate(short)
+        logger.info("ivf-gemm: %d rows had fewer than k=%d candidates; searched exactly", len(p), k)
+        dd, ii = faiss.knn(np.ascontiguousarray(xs[p]), xs, k, metric=faiss.METRIC_INNER_PRODUCT)
+        sims[order[p]], nbrs[order[p]] = dd, order[ii]
+    del xs
+
+    # 4. rows by descending similarity then ascending id; the row itself first
+    for s in range(0, n, _ROW_CHUNK):
+        nb, sm = np.asarray(nbrs[s:s + _ROW_CHUNK]), np.asarray(sims[s:s + _ROW_CHUNK])
+        o = np.lexsort((nb, -sm), axis=1)
+        nbrs[s:s + _ROW_CHUNK] = np.take_along_axis(nb, o, axis=1)
+        sims[s:s + _ROW_CHUNK] = np.take_along_axis(sm, o, axis=1)
+    if normalize:
+        self_sim = np.ones(n, dtype=np.float32)
+    else:
+        self_sim = np.concatenate([np.einsum("ij,ij->i", r, r) for r in
+                                   (_rows(x, s, s + _ROW_CHUNK, False) for s in range(0, n, _ROW_CHUNK))])
+    _self_first(nbrs, sims, self_sim)
+    logger.info("ivf-gemm: kNN of %d rows in %.1f s", n, time.perf_counter() - t0)
+    return nbrs, sims

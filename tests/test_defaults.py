@@ -1,0 +1,204 @@
+"""Defaults that hold on every regime: label-free thresholds and the ``auto`` pipeline (docs/defaults.rst).
+
+The reference each default is held to is computed here, with the labels (an oracle): the same
+method, or plain Infomap, at its best threshold on a grid. Nothing here is tuned on these sets;
+the rules were fitted on CelebA ``train`` identities and synthetic sets (see the docs).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clusterg.cluster import make_clusterer
+from clusterg.cluster.infomap import infomap_labels
+from clusterg.knn import knn_search
+from clusterg.linkage.auto_threshold import auto_threshold, similarity_scale, warn_if_degenerate_threshold
+from clusterg.metrics import evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (folder, split, dim) of the real sets
+SETS = {"celeba-dev": ("celeba", "dev"), "celeba6k": ("celeba6k", "all"), "pins14": ("pins14", "all"),
+        "orl": ("orl", "all"), "yale": ("yale", "all"), "umist": ("umist", "all")}
+
+
+def _fp(y, lab) -> float:
+    return evaluate(y, lab)["pairwise_fscore"]
+
+
+def _unit(x):
+    x = np.asarray(x, dtype=np.float64)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _infomap_at(nb, s, k, t):
+    n = len(nb)
+    rows = np.repeat(np.arange(n), k)
+    c, w = nb[:, :k].ravel(), s[:, :k].ravel()
+    keep = (c != rows) & (w > t)
+    return infomap_labels(n, rows[keep], c[keep], w[keep])
+
+
+def _best_infomap(knn, y, grid, ks=(10, 20, 50, 80)):
+    nb, s = knn
+    return max(_fp(y, _infomap_at(nb, s, min(k, nb.shape[1]), t)) for k in ks for t in grid)
+
+
+# ----------------------------------------------------------------------------- the rule itself
+
+
+def _two_scale(n_ids=40, per=12, dim=32, spread=0.15, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_ids, dim))
+    x = np.repeat(centres, per, axis=0) + spread * rng.normal(size=(n_ids * per, dim))
+    return _unit(x), np.repeat(np.arange(n_ids), per)
+
+
+def test_auto_threshold_lies_between_the_two_similarity_modes():
+    x, y = _two_scale()
+    nb, s = knn_search(x, 20, normalize=False)
+    m_far, m_near = similarity_scale(x, s)
+    for rule in ("infomap", "cc", "hac", "embedding-infomap"):
+        t = auto_threshold(x, s, rule=rule)
+        assert m_far < t.threshold < m_near, (rule, t)
+    # and it separates the identities of this easy set
+    lab = make_clusterer("infomap").fit_predict(x)
+    assert _fp(y, lab) > 0.95
+
+
+def test_auto_threshold_is_scale_free_and_deterministic():
+    x, _ = _two_scale(seed=1)
+    nb, s = knn_search(x, 20, normalize=False)
+    a = auto_threshold(x, s, "infomap", seed=3)
+    b = auto_threshold(x, s, "infomap", seed=3)
+    assert a == b
+    # a tighter embedding (same structure, similarities squeezed towards 1) moves the cut with it
+    xt = _unit(np.hstack([x, np.full((len(x), 1), 3.0)]))
+    nbt, st = knn_search(xt, 20, normalize=False)
+    at = auto_threshold(xt, st, "infomap", seed=3)
+    assert at.threshold > a.threshold + 0.2
+    lab = make_clusterer("infomap").fit_predict(xt)
+    lab0 = make_clusterer("infomap").fit_predict(x)
+    assert _fp(lab0, lab) > 0.95
+
+
+def test_auto_threshold_rejects_unknown_rule():
+    from clusterg._validate import ClustergError
+    x, _ = _two_scale(n_ids=3, per=3)
+    with pytest.raises(ClustergError, match="unknown threshold rule"):
+        auto_threshold(x, np.ones((len(x), 2), np.float32), rule="nope")
+
+
+def test_fixed_threshold_that_keeps_every_edge_warns_with_the_range(caplog):
+    x, _ = _two_scale()
+    nb, s = knn_search(x, 20, normalize=False)
+    with caplog.at_level(logging.WARNING, logger="clusterg"):
+        warn_if_degenerate_threshold(s, -0.99, "knn-cc")
+    assert "keeps 100.0% of the kNN edges" in caplog.text and "nearly one cluster" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="clusterg"):
+        warn_if_degenerate_threshold(s, float(np.percentile(s[:, 1:], 50)), "knn-cc")
+    assert caplog.text == ""
+
+
+# ----------------------------------------------------------------------------- real sets
+
+
+@pytest.fixture(scope="module")
+def real(shared_set):
+    """``real(name) -> (x, y, (nbrs, sims))``: a real set and its exact 80-NN (computed once per module)."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            x, y = shared_set(*SETS[name])
+            cache[name] = (x, y, knn_search(_unit(x), min(80, len(x)), normalize=False))
+        return cache[name]
+    return get
+
+
+def test_old_fixed_default_collapsed_and_now_warns(real, caplog):
+    """knn-cc's old default (0.7, an MS1M value) merged every dlib face into one cluster without a word."""
+    x, y, _ = real("celeba6k")
+    with caplog.at_level(logging.WARNING, logger="clusterg"):
+        lab = make_clusterer("knn-cc", threshold=0.7).fit_predict(x)
+    assert lab.max() == 0
+    assert "nearly one cluster" in caplog.text
+    lab = make_clusterer("knn-cc").fit_predict(x)  # the label-free default
+    assert lab.max() > 100 and _fp(y, lab) > 0.6
+
+
+@pytest.mark.parametrize("name", ["pins14", "celeba6k", "celeba-dev"])
+def test_default_pipeline_reaches_best_infomap(real, name):
+    """No method, no threshold: at least the best plain Infomap (k and threshold chosen with the labels) - 0.01."""
+    x, y, knn = real(name)
+    est = make_clusterer("auto")
+    f = _fp(y, est.fit_predict(x, knn=knn))
+    assert est.method_ == "ada-nets"
+    ks = (10, 20) if len(x) > 5000 else (10, 20, 50, 80)
+    grid = np.round(np.arange(0.93, 0.9601, 0.005), 3) if len(x) > 5000 else np.round(np.arange(0.86, 0.99, 0.005), 3)
+    best = _best_infomap(knn, y, grid, ks)
+    assert f >= best - 0.01, (name, f, best)
+    if name == "celeba-dev":
+        assert f > best and f >= 0.892  # beats Infomap's oracle, and today's Ada-NETS default
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/defaults.rst): on ORL, UMIST and Yale the refined "
+                                       "embeddings trail plain Infomap at its oracle threshold by more than 0.01")
+@pytest.mark.parametrize("name", ["orl", "umist", "yale"])
+def test_default_pipeline_known_gaps(real, name):
+    x, y, knn = real(name)
+    f = _fp(y, make_clusterer("auto").fit_predict(x, knn=knn))
+    best = _best_infomap(knn, y, np.round(np.arange(0.86, 0.99, 0.005), 3))
+    assert f >= best - 0.01
+
+
+@pytest.mark.parametrize("method", ["infomap", "hac", "ada-nets"])
+@pytest.mark.parametrize("name", ["pins14", "yale", "orl"])
+def test_method_default_within_005_of_its_best_threshold(real, name, method):
+    x, y, knn = real(name)
+    est = make_clusterer(method)
+    f = _fp(y, est.fit_predict(x, knn=knn))
+    if method == "ada-nets":  # re-cut the same final graph
+        from clusterg.train.ada_nets import link
+        nb, si = est.final_graph_
+        best = max(_fp(y, link(nb, si, est.linkage_, t)) for t in np.round(np.arange(0.3, 0.995, 0.01), 3))
+    else:
+        grid = np.round(np.arange(0.86, 0.99, 0.005), 3)
+        best = max(_fp(y, make_clusterer(method, threshold=float(t)).fit_predict(x, knn=knn)) for t in grid)
+    assert f >= best - 0.05, (name, method, f, best)
+
+
+def test_cli_default_is_auto_and_names_what_ran(shared_data, tmp_path):
+    d = shared_data / "pins14"
+    out = subprocess.run([sys.executable, "-m", "clusterg", "cluster", str(d / "features" / "all.bin"), "--dim", "128",
+                          "--labels", str(d / "labels" / "all.meta"), "-o", str(tmp_path / "p.meta"), "--json", "-q"],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["method"] == "auto" and res["ran"] == "ada-nets"
+    assert isinstance(res["params"]["threshold"], float)
+    assert res["pairwise_fscore"] > 0.98 and 12 <= res["n_clusters"] <= 20
+
+
+def test_docs_table_matches_the_results_file():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from regimes import render_table
+    results = json.loads((REPO / "docs" / "benchmarks" / "regimes.json").read_text())
+    table = (REPO / "docs" / "benchmarks" / "regimes_table.rst.inc").read_text()
+    assert render_table(results) == table
+
+
+def test_readme_table_matches_the_results_file():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from regimes import render_markdown
+    results = json.loads((REPO / "docs" / "benchmarks" / "regimes.json").read_text())
+    md = (REPO / "README.md").read_text()
+    start = md.index("\n", md.index("<!-- regimes-table")) + 1
+    assert md[start:md.index("<!-- /regimes-table -->")] == render_markdown(results)

@@ -1,0 +1,418 @@
+"""Photo libraries: persistent state, incremental assignment, corrections, same-photo cannot-link, confidence."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clusterg._validate import ClustergError
+from clusterg.library import ClusterState, labelling_errors
+from clusterg.metrics import pairwise
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _split(n: int, frac: float, seed: int = 0):
+    perm = np.random.default_rng(seed).permutation(n)
+    m = max(1, int(round(frac * n)))
+    return np.sort(perm[m:]), perm[:m]
+
+
+def _incremental_f(x, y, frac, threshold):
+    base, add = _split(len(x), frac)
+    st = ClusterState.build(x[base], method="infomap", threshold=threshold, k=20)
+    before = st.labels.copy()
+    res = st.add(x[add])
+    after = st.labels
+    # existing ids never change, except through a reported merge
+    mapped = before.copy()
+    for m in res.merged:
+        mapped[np.isin(mapped, m["ids"])] = m["into"]
+    assert np.array_equal(after[:len(base)], mapped)
+    return pairwise(np.concatenate([y[base], y[add]]), after)[2], res
+
+
+# ----------------------------------------------------------------------------- incremental vs batch, real faces
+
+
+@pytest.fixture(scope="module")
+def batch_run(shared_set):
+    """``batch_run(name, split) -> (x, y, state)``: one infomap batch run (threshold 0.95, k=20) per set."""
+    runs = {}
+
+    def get(name, split):
+        if (name, split) not in runs:
+            x, y = shared_set(name, split)
+            runs[name, split] = (x, y, ClusterState.build(x, method="infomap", threshold=0.95, k=20))
+        return runs[name, split]
+
+    return get
+
+
+@pytest.mark.parametrize("name,split,fracs", [("celeba", "dev", (0.01, 0.1)), ("celeba6k", "all", (0.01, 0.1)),
+                                              ("pins14", "all", (0.01, 0.1, 0.5))])
+def test_incremental_stays_near_a_batch_rerun(batch_run, name, split, fracs):
+    """Infomap (threshold 0.95, k=20): a library built from the rest, then faces added in one batch."""
+    x, y, full = batch_run(name, split)
+    f_batch = pairwise(y, full.labels)[2]
+    for frac in fracs:
+        f_inc, res = _incremental_f(x, y, frac, 0.95)
+        assert f_inc >= f_batch - 0.02, (name, frac, f_inc, f_batch)
+        assert len(res.faces) == max(1, int(round(frac * len(x))))
+
+
+def test_confidence_flags_errors(batch_run):
+    """The 20 % least confident faces hold at least twice the error rate of the rest (celeba dev, pins14)."""
+    for name, split in (("celeba", "dev"), ("pins14", "all")):
+        x, y, st = batch_run(name, split)
+        conf = st.confidence
+        assert conf.min() >= 0 and conf.max() <= 1
+        err = labelling_errors(y, st.labels)
+        order = np.argsort(conf, kind="stable")
+        low, rest = order[:len(x) // 5], order[len(x) // 5:]
+        assert err[low].mean() >= 2 * err[rest].mean(), (name, err[low].mean(), err[rest].mean())
+        q = st.quality()
+        assert set(q) == set(np.unique(st.labels).tolist()) and all(0 <= v <= 1 for v in q.values())
+
+
+def test_labelling_errors_definition():
+    gt = np.array([0, 0, 0, 1, 1, 2])
+    pred = np.array([5, 5, 6, 5, 7, 8])
+    # identity 0's majority cluster is 5, cluster 5's majority identity is 0: face 2 split off, face 3
+    # merged in; identity 1 ties between clusters 5 and 7 (lower id wins), so face 4 is split off too
+    assert labelling_errors(gt, pred).tolist() == [False, False, True, True, True, False]
+
+
+# ----------------------------------------------------------------------------- synthetic blobs: exact behaviour
+
+
+@pytest.fixture
+def people():
+    """12 well separated people x 12 faces in 32-d."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(12, 32))
+    y = np.repeat(np.arange(12), 12)
+    x = centres[y] + 0.12 * rng.normal(size=(len(y), 32))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), y
+
+
+def _build(x, **kw):
+    kw.setdefault("threshold", 0.8)
+    return ClusterState.build(x, method="knn-cc", k=10, **kw)
+
+
+def test_new_faces_join_their_people_and_unknown_people_get_new_ids(people):
+    x, y = people
+    old = y < 10
+    st = _build(x[old])
+    assert pairwise(y[old], st.labels)[2] == 1.0
+    ids_before = st.labels.copy()
+    res = st.add(x[~old][::2])  # faces of two unseen people
+    assert np.array_equal(st.labels[:old.sum()], ids_before)
+    assert len(res.new_clusters) == 2 and set(res.labels.tolist()) == set(res.new_clusters)
+    assert min(res.new_clusters) >= ids_before.max() + 1
+    res2 = st.add(x[~old][1::2])  # more faces of them join the new ids
+    assert set(res2.labels.tolist()) == set(res.new_clusters) and not res2.new_clusters
+    assert pairwise(np.r_[y[old], y[~old][::2], y[~old][1::2]], st.labels)[2] == 1.0
+    empty = st.add(np.zeros((0, 32), np.float32))
+    assert len(empty.faces) == 0 and len(st) == len(y)
+
+
+def test_a_bridge_merges_two_halves_and_says_so(people):
+    x, y = people
+    a = np.flatnonzero(y == 0)
+    # person 0 split by hand into two clusters, everyone else exact
+    lab = y.copy()
+    lab[a[:6]] = 100
+    st = ClusterState.from_labels(x, lab, threshold=0.8, k=10)
+    c1, c2 = int(st.labels[a[0]]), int(st.labels[a[6]])
+    assert c1 != c2
+    rng = np.random.default_rng(5)
+    newf = x[a].mean(axis=0) + 0.05 * rng.normal(size=(4, 32))
+    res = st.add(newf)
+    assert res.merged == [{"into": min(c1, c2), "ids": sorted([c1, c2])}]
+    assert len(set(st.labels[a].tolist())) == 1
+    # a cannot-link between the halves forbids it; the new faces join one of them
+    st2 = ClusterState.from_labels(x, lab, threshold=0.8, k=10)
+    st2.cannot_link(c1, c2)
+    res2 = st2.add(newf)
+    assert res2.merged == [] and set(res2.labels.tolist()) <= {c1, c2}
+    assert st2.corrections[-1]["op"] == "cannot-link"
+
+
+def test_corrections_round_trip_and_survive_incremental_runs(people, tmp_path):
+    x, y = people
+    lab = y.copy()
+    lab[y == 1] = 0  # look-alikes merged: persons 0 and 1 in one cluster
+    first = np.r_[np.flatnonzero(y == 0)[:8], np.flatnonzero(y == 1)[:8], np.flatnonzero(y >= 2)]
+    rest = np.setdiff1d(np.arange(len(y)), first)
+    st = ClusterState.from_labels(x[first], lab[first], threshold=0.8, k=10, method="knn-cc")
+    joint = int(st.labels[0])
+    ones = np.flatnonzero(y[first] == 1)
+    anna = st.split(ones.tolist(), to="Anna")
+    assert st.names[anna] == "Anna" and anna != joint
+    twos = np.flatnonzero(y[first] == 2)
+    st.name(int(st.labels[twos[0]]), "Ben")
+    stray = int(np.flatnonzero(y[first] == 3)[0])
+    three = int(st.labels[stray])
+    moved_to = st.not_this_person(stray)
+    assert moved_to != three
+    st.save(tmp_path / "s")
+    st = ClusterState.load(tmp_path / "s")
+    assert [c["op"] for c in st.corrections] == ["split", "name", "not-this-person"]
+    assert st.names[anna] == "Anna" and st.cluster("Ben") == int(st.labels[twos[0]])
+    # new faces of the split and named people go where the corrections put them
+    res = st.add(x[rest])
+    for i, f in enumerate(rest):
+        want = {0: joint, 1: anna}.get(int(y[f]))
+        if want is not None:
+            assert res.labels[i] == want, (y[f], res.labels[i])
+    assert int(st.labels[stray]) != three  # the cannot-link holds
+    assert res.merged == []  # Anna never merges back into person 0
+    st.save(tmp_path / "s")
+    st = ClusterState.load(tmp_path / "s")
+    assert st.names[anna] == "Anna" and int(st.labels[stray]) != three
+    # a full re-run keeps the corrections
+    kept = st.rebuild()
+    assert kept and all(k == v for k, v in kept.items())
+    assert st.names.get(int(st.labels[ones[0]])) == "Anna"
+    assert len(set(st.labels[ones].tolist())) == 1 and st.labels[ones[0]] != st.labels[0]
+    assert st.names.get(int(st.labels[twos[0]])) == "Ben" and int(st.labels[stray]) != three
+    anna, joint = int(st.labels[ones[0]]), int(st.labels[0])
+    # user merge, kept on disk
+    into = st.merge([joint, anna])
+    st.save(tmp_path / "s")
+    back = ClusterState.load(tmp_path / "s")
+    assert back.merges[-1] == {"into": into, "ids": sorted([joint, anna]), "by": "user"}
+    assert len(set(back.labels[np.r_[np.flatnonzero(y[first] <= 1)]].tolist())) == 1
+    with pytest.raises(ClustergError, match="does not exist"):
+        back.cluster(max(joint, anna))
+    with pytest.raises(ClustergError, match="at least two"):
+        back.merge([into])
+
+
+def test_same_photo_faces_are_kept_apart_unless_merged(people):
+    x, y = people
+    # "photos" of two faces of person 0 each (a mirror selfie): groups pair them
+    groups = np.full(len(y), -1)
+    a = np.flatnonzero(y == 0)
+    groups[a[0]] = groups[a[1]] = 7
+    st = _build(x, groups=groups)
+    assert st.labels[a[0]] != st.labels[a[1]]
+    off = _build(x, groups=groups, same_photo=False)
+    assert off.labels[a[0]] == off.labels[a[1]]
+    # incremental: two new faces of one photo never share a cluster
+    b = np.flatnonzero(y == 4)
+    st2 = _build(x[y != 4])
+    res = st2.add(x[b[:2]], groups=[3, 3])
+    assert res.labels[0] != res.labels[1]
+    st2.merge([int(res.labels[0]), int(res.labels[1])])
+    assert len(set(st2.labels[-2:].tolist())) == 1
+
+
+def test_state_format_and_refusals(people, tmp_path):
+    x, y = people
+    st = _build(x, model="dlib-test", keys=[f"f{i}" for i in range(len(x))])
+    st.save(tmp_path / "s")
+    meta = json.loads((tmp_path / "s" / "state.json").read_text())
+    assert meta["format"] == "clusterg-state" and meta["version"] == 1 and meta["dim"] == 32
+    data = tmp_path / "s" / meta["data"]
+    assert sorted(p.name for p in data.iterdir()) == ["confidence.npy", "embeddings.npy", "groups.npy", "keys.npy",
+                                                     "labels.npy"]
+    for p in data.iterdir():
+        np.load(p, allow_pickle=False)  # plain arrays, no pickles
+    back = ClusterState.load(tmp_path / "s", model="dlib-test", dim=32)
+    assert np.array_equal(back.labels, st.labels) and back.keys() == st.keys()
+    assert np.allclose(back.embeddings, st.embeddings) and np.allclose(back.confidence, st.confidence)
+    with pytest.raises(ClustergError, match="another model"):
+        ClusterState.load(tmp_path / "s", model="other")
+    with pytest.raises(ClustergError, match="32-d"):
+        ClusterState.load(tmp_path / "s", dim=128)
+    with pytest.raises(ClustergError, match="dimension"):
+        back.add(np.ones((1, 16), np.float32), keys=["z"])
+    with pytest.raises(ClustergError, match="already in the state"):
+        back.add(x[:1], keys=["f3"])
+    with pytest.raises(ClustergError, match="no clustering state"):
+        ClusterState.load(tmp_path / "none")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.txt").write_text("x")
+    with pytest.raises(ClustergError, match="other files"):
+        st.save(tmp_path / "junk")
+    meta["version"] = 99
+    (tmp_path / "s" / "state.json").write_text(json.dumps(meta))
+    with pytest.raises(ClustergError, match="version 99"):
+        ClusterState.load(tmp_path / "s")
+
+
+def test_killed_save_leaves_the_previous_state(people, tmp_path):
+    """SIGKILL in the middle of writing the arrays: the old state still loads, unchanged."""
+    x, y = people
+    st = _build(x[y < 10])
+    st.save(tmp_path / "s")
+    before = (tmp_path / "s" / "state.json").read_bytes()
+    np.save(tmp_path / "new.npy", x[y >= 10])
+    marker = tmp_path / "writing"
+    script = textwrap.dedent(f"""
+        import time, numpy as np
+        from pathlib import Path
+        import clusterg.library.state as S
+        real = S._write_array
+        def slow(path, arr):
+            real(path, arr)
+            if path.name == "labels.npy":
+                Path({str(marker)!r}).write_text("x")
+                time.sleep(60)
+        S._write_array = slow
+        st = S.ClusterState.load({str(tmp_path / "s")!r})
+        st.add(np.load({str(tmp_path / "new.npy")!r}))
+        st.merge(sorted(st.sizes())[:2])
+        st.save({str(tmp_path / "s")!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    try:
+        t0 = time.monotonic()
+        while not marker.exists():
+            assert proc.poll() is None, "the writer ended early"
+            assert time.monotonic() - t0 < 60
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert (tmp_path / "s" / "state.json").read_bytes() == before
+    back = ClusterState.load(tmp_path / "s")
+    assert len(back) == int((y < 10).sum()) and np.array_equal(back.labels, st.labels) and not back.merges
+    back.save(tmp_path / "s")  # the next save clears what the killed run left
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["data-000002", "state.json"]
+
+
+# ----------------------------------------------------------------------------- the 48 photos
+
+
+dlib = pytest.importorskip("dlib", reason='the faces extra is not installed (pip install "clusterg[faces]")')
+
+
+@pytest.fixture(scope="module")
+def photo_set(shared_data, tmp_path_factory):
+    """The 48 photos, their identities, and an embedding cache made once for this module."""
+    root = shared_data / "face-images"
+    if not (root / "input.json").is_file():
+        pytest.skip(f"{root}/input.json not present")
+    items = json.loads((root / "input.json").read_text())
+    truth = json.loads((root / "identities.json").read_text())
+    work = tmp_path_factory.mktemp("photos")
+    from clusterg.images import cluster_images
+    inp = work / "all.json"
+    inp.write_text(json.dumps([{"img_path": str((root / it["img_path"]).resolve())} for it in items]))
+    cache = work / "cache.npz"
+    cluster_images(inp, work / "warm.json", cache=cache, quiet=True, method="knn-cc", threshold=0.95)
+    return root, items, truth, cache
+
+
+def _entries(root, items, idx):
+    return [{"img_path": str((root / items[i]["img_path"]).resolve())} for i in idx]
+
+
+def test_photos_incremental_state_and_no_op_rerun(photo_set, tmp_path, monkeypatch):
+    from clusterg.images import cluster_images
+    from clusterg.images import pipeline as pl
+    root, items, truth, cache = photo_set
+    n = len(items)
+    base, add = _split(n, 0.1, seed=3)
+    (tmp_path / "a.json").write_text(json.dumps(_entries(root, items, base)))
+    (tmp_path / "b.json").write_text(json.dumps(_entries(root, items, np.arange(n))))
+    kw = dict(method="infomap", cache=cache, quiet=True)
+    batch = cluster_images(tmp_path / "b.json", tmp_path / "batch.json", **kw)
+    f_batch = pairwise([truth[Path(o["img_path"]).relative_to(root.resolve()).as_posix()] for o in batch],
+                       [o["cluster_id"] for o in batch])[2]
+    st = tmp_path / "state"
+    first = cluster_images(tmp_path / "a.json", tmp_path / "o1.json", state=st, **kw)
+    calls = []
+    real = pl._embed_photo
+    monkeypatch.setattr(pl, "_embed_photo", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    second = cluster_images(tmp_path / "b.json", tmp_path / "o2.json", state=st, method="infomap",
+                            cache=False, quiet=True)
+    assert len(calls) == len(add)  # only the new photos are embedded (no cache here)
+    ids1 = {o["img_path"]: o["cluster_id"] for o in first}
+    for o in second:
+        if o["img_path"] in ids1:
+            assert o["cluster_id"] == ids1[o["img_path"]] or "merged_from" in o
+        assert 0 <= o["confidence"] <= 1 and 0 <= o["cluster_quality"] <= 1
+    truth_of = [truth[Path(o["img_path"]).relative_to(root.resolve()).as_posix()] for o in second]
+    f_inc = pairwise(truth_of, [o["cluster_id"] for o in second])[2]
+    assert f_inc >= f_batch - 0.02, (f_inc, f_batch)
+    saved = (st / "state.json").read_text()
+    calls.clear()
+    third = cluster_images(tmp_path / "b.json", tmp_path / "o3.json", state=st, method="infomap",
+                           cache=False, quiet=True)
+    assert calls == [] and third == second
+    assert json.loads((st / "state.json").read_text())["n_faces"] == json.loads(saved)["n_faces"]
+    # a state from another model is refused
+    from clusterg.images import FaceEmbedder
+    with pytest.raises(ClustergError, match="another model"):
+        cluster_images(tmp_path / "b.json", tmp_path / "o4.json", state=st, embedder=FaceEmbedder(upsample=0),
+                       cache=False, quiet=True)
+
+
+def test_people_cli_and_contact_sheets(photo_set, tmp_path, capsys):
+    from clusterg.cli.main import main
+    root, items, truth, cache = photo_set
+    by = {}
+    for i, it in enumerate(items):
+        by.setdefault(truth[it["img_path"]], []).append(i)
+    a, b = sorted(by)[:2]
+    (tmp_path / "in.json").write_text(json.dumps(_entries(root, items, by[a][:3] + by[b][:3])))
+    st = tmp_path / "state"
+    args = ["images", str(tmp_path / "in.json"), "-o", str(tmp_path / "o.json"), "--state", str(st),
+            "--cache", str(cache), "--method", "knn-cc", "--threshold", "0.95", "--quiet"]
+    assert main(args + ["--export-folders", str(tmp_path / "review")]) == 0
+    out = json.loads((tmp_path / "o.json").read_text())
+    sheets = sorted((tmp_path / "review").glob("cluster_*/_contact_sheet.png"))
+    assert len(sheets) == len({o["cluster_id"] for o in out})
+    from PIL import Image
+    assert Image.open(sheets[0]).size[0] > 0
+    ca, cb = out[0]["cluster_id"], out[3]["cluster_id"]
+    if ca == cb:  # knn-cc joined them: split b's photos off
+        assert main(["people", "split", "--state", str(st), *[o["img_path"] for o in out[3:]], "--to", "B",
+                     "--quiet"]) == 0
+    assert main(["people", "name", "--state", str(st), str(ca), "Person A", "--quiet"]) == 0
+    assert main(["images", *args[1:]]) == 0
+    again = json.loads((tmp_path / "o.json").read_text())
+    named = [o for o in again if o["cluster_id"] == ca]
+    assert named and all(o.get("person_name") == "Person A" for o in named)
+    assert all("person_name" not in o for o in again if o["cluster_id"] != ca)
+    assert len({o["cluster_id"] for o in again[:3]} & {o["cluster_id"] for o in again[3:]}) == 0
+    capsys.readouterr()
+    assert main(["people", "show", "--state", str(st), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert any(p["name"] == "Person A" for p in shown["people"]) and shown["corrections"]
+    assert main(["people", "merge", "--state", str(st), "999999", str(ca), "--quiet"]) == 2
+
+
+def test_two_faces_of_one_collage_never_share_a_cluster(photo_set, tmp_path):
+    from PIL import Image
+    from clusterg.images import cluster_images
+    root, items, truth, cache = photo_set
+    p = root / items[0]["img_path"]
+    im = Image.open(p).convert("RGB")
+    canvas = Image.new("RGB", (2 * im.width, im.height))
+    canvas.paste(im, (0, 0))
+    canvas.paste(im.transpose(Image.FLIP_LEFT_RIGHT), (im.width, 0))  # a mirror: one person twice
+    canvas.save(tmp_path / "mirror.jpg", quality=95)
+    same = [i for i, it in enumerate(items) if truth[it["img_path"]] == truth[items[0]["img_path"]]][1:4]
+    entries = [{"img_path": str(tmp_path / "mirror.jpg")}] + _entries(root, items, same)
+    (tmp_path / "in.json").write_text(json.dumps(entries))
+    kw = dict(all_faces=True, method="knn-cc", threshold=0.9, quiet=True, cache=tmp_path / "c.npz")
+    out = cluster_images(tmp_path / "in.json", tmp_path / "o.json", **kw)
+    faces = out[0]["faces"]
+    assert len(faces) == 2 and faces[0]["cluster_id"] != faces[1]["cluster_id"]
+    off = cluster_images(tmp_path / "in.json", tmp_path / "o2.json", same_photo=False, **kw)
+    assert off[0]["faces"][0]["cluster_id"] == off[0]["faces"][1]["cluster_id"]  # a mirror is one person
+    st = tmp_path / "state"
+    inc = cluster_images(tmp_path / "in.json", tmp_path / "o3.json", state=st, **kw)
+    assert inc[0]["faces"][0]["cluster_id"] != inc[0]["faces"][1]["cluster_id"]
