@@ -171,9 +171,9 @@ def _growth(sizes: list[int], dim: int, k: int, nprobe: int, seed: int, n_sample
 def _markdown(cmd: str, sizes: list[dict], growth: list[dict], nprobe_growth: int) -> str:
     lines = ["# kNN graph builder: list-major IVF (`ivf-gemm`) vs faiss `IndexIVFFlat`", "",
              f"Command: `{cmd}`", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__}, "
-             f"{faiss.omp_get_max_threads()} threads; shared with other jobs while it ran, so absolute times are "
-             "inflated and noisy; the ratios come from alternating runs in one process.", "",
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; shared with other jobs while it "
+             "ran, so absolute times are inflated and noisy; the ratios come from alternating runs in one process.", "",
              "Both builders use the same centroids (spherical k-means, 32 rows a list, 10 iterations, "
              "lists of ~192 rows), so at one `nprobe` they scan the same candidates: the ratio is at matched "
              "recall (see the two recall columns). Times exclude the shared k-means (listed per size); "

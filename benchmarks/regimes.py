@@ -131,7 +131,7 @@ def run_set(name: str, x: np.ndarray, y: np.ndarray, methods: list[str]) -> dict
             res["best"] = best_over(y, lambda t: parents_to_labels(par, psim, t), np.round(np.arange(0.5, 0.995, 0.01), 3))
         elif m in ("ada-nets", "auto") and getattr(est, "method_", m) == "ada-nets":
             a = est.estimator_ if m == "auto" else est
-            from clusterg.train.ada_nets import link
+            from clusterg.models.ada_nets import link
             zn, zs = a.final_graph_
             res["best"] = best_over(y, lambda t: link(zn, zs, a.linkage_, t), np.round(np.arange(0.3, 0.995, 0.01), 3))
         elif m == "auto":

@@ -101,8 +101,8 @@ def tutorial_pages(docs: Path = DOCS) -> list[str]:
 
 
 API_PACKAGES = ["clusterg", "clusterg.knn", "clusterg.linkage", "clusterg.metrics", "clusterg.cluster",
-                "clusterg.data", "clusterg.transforms", "clusterg.nn", "clusterg.train", "clusterg.images",
-                "clusterg.library"]
+                "clusterg.data", "clusterg.transforms", "clusterg.nn", "clusterg.models", "clusterg.train",
+                "clusterg.images", "clusterg.library"]
 API_SKIP = {"clusterg.cli"}  # documented through ``clusterg --help``
 
 

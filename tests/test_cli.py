@@ -227,7 +227,8 @@ def test_demo_runs_as_a_command():
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     scores = {m["method"]: m for m in res["results"]}
-    assert set(scores) == {"knn-cc", "infomap"}
-    # measured at n=4000: knn-cc 0.864, infomap 0.971 pairwise F
+    assert set(scores) == {"auto", "knn-cc", "infomap"}
+    # measured at n=4000: auto 0.995 (label-free), knn-cc 0.864, infomap 0.971 pairwise F (tuned on a twin set)
+    assert scores["auto"]["pairwise_fscore"] > 0.97, scores["auto"]
     assert scores["knn-cc"]["pairwise_fscore"] > 0.84, scores["knn-cc"]
     assert scores["infomap"]["pairwise_fscore"] > 0.95, scores["infomap"]

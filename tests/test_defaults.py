@@ -159,20 +159,56 @@ def test_default_pipeline_known_gaps(real, name):
     assert f >= best - 0.01
 
 
-@pytest.mark.parametrize("method", ["infomap", "hac", "ada-nets"])
-@pytest.mark.parametrize("name", ["pins14", "yale", "orl"])
-def test_method_default_within_005_of_its_best_threshold(real, name, method):
-    x, y, knn = real(name)
+def _default_and_best(x, y, knn, method):
+    """Pairwise F of ``method`` at its default, and at its best threshold on a grid (labels used)."""
+    from clusterg.linkage import connected_components, threshold_edges
+    from clusterg.linkage.tree_deduction import parents_to_labels
     est = make_clusterer(method)
     f = _fp(y, est.fit_predict(x, knn=knn))
     if method == "ada-nets":  # re-cut the same final graph
-        from clusterg.train.ada_nets import link
+        from clusterg.models.ada_nets import link
         nb, si = est.final_graph_
         best = max(_fp(y, link(nb, si, est.linkage_, t)) for t in np.round(np.arange(0.3, 0.995, 0.01), 3))
+    elif method in ("gcn-v", "gcn-ve"):
+        best = max(_fp(y, parents_to_labels(est.parent_all_, est.psim_all_, t))
+                   for t in np.round(np.arange(0.5, 0.995, 0.01), 3))
+    elif method == "knn-cc":
+        nb, si = knn[0][:, :20], knn[1][:, :20]
+        best = max(_fp(y, connected_components(len(x), *threshold_edges(nb, si, t)))
+                   for t in np.round(np.arange(0.86, 0.995, 0.002), 3))
     else:
-        grid = np.round(np.arange(0.86, 0.99, 0.005), 3)
-        best = max(_fp(y, make_clusterer(method, threshold=float(t)).fit_predict(x, knn=knn)) for t in grid)
+        best = max(_fp(y, make_clusterer(method, threshold=float(t)).fit_predict(x, knn=knn))
+                   for t in np.round(np.arange(0.86, 0.99, 0.005), 3))
+    return f, best
+
+
+@pytest.mark.parametrize("name,method", [(n, m) for n, ms in {
+    "pins14": ("infomap", "hac", "gcn-v", "gcn-ve", "ada-nets"),
+    "yale": ("hac", "gcn-v", "gcn-ve", "ada-nets"),
+    "orl": ("gcn-v", "gcn-ve", "ada-nets")}.items() for m in ms])
+def test_method_default_within_005_of_its_best_threshold(real, name, method):
+    x, y, knn = real(name)
+    f, best = _default_and_best(x, y, knn, method)
     assert f >= best - 0.05, (name, method, f, best)
+
+
+@pytest.mark.xfail(strict=True, reason="known gaps (docs/defaults.rst): one cut where the good window is narrow")
+@pytest.mark.parametrize("name,method", [("orl", "infomap"), ("orl", "hac"), ("yale", "infomap"),
+                                         ("yale", "knn-cc"), ("umist", "knn-cc"), ("pins14", "knn-cc")])
+def test_method_default_known_gaps(real, name, method):
+    x, y, knn = real(name)
+    f, best = _default_and_best(x, y, knn, method)
+    assert f >= best - 0.05, (name, method, f, best)
+
+
+def test_default_pipeline_on_synthetic_large_identities():
+    """The synthetic regime with median identity size ~30 (docs/defaults.rst): within 0.02 of the Infomap oracle."""
+    from clusterg.data.synth import synth_ms1m
+    x, y = synth_ms1m(6000, dim=128, n_ids=120, seed=150)
+    knn = knn_search(_unit(x), 80, normalize=False)
+    f = _fp(y, make_clusterer("auto").fit_predict(x, knn=knn))
+    best = _best_infomap(knn, y, np.round(np.arange(0.88, 0.9401, 0.006), 3), ks=(10, 20))
+    assert f >= best - 0.02, (f, best)
 
 
 def test_cli_default_is_auto_and_names_what_ran(shared_data, tmp_path):

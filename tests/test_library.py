@@ -134,7 +134,7 @@ def test_a_bridge_merges_two_halves_and_says_so(people):
     c1, c2 = int(st.labels[a[0]]), int(st.labels[a[6]])
     assert c1 != c2
     rng = np.random.default_rng(5)
-    newf = x[a].mean(axis=0) + 0.05 * rng.normal(size=(4, 32))
+    newf = x[a].mean(axis=0) + 0.05 * rng.normal(size=(8, 32))
     res = st.add(newf)
     assert res.merged == [{"into": min(c1, c2), "ids": sorted([c1, c2])}]
     assert len(set(st.labels[a].tolist())) == 1

@@ -88,7 +88,7 @@ def check_args(args: argparse.Namespace) -> None:
     for dest in ("checkpoint", "resume", "gcn_v"):  # a bad checkpoint fails now, not after the kNN / embedding
         v = values.get(dest)
         if isinstance(v, str):
-            from ..train.checkpoint import load_checkpoint
+            from ..models.checkpoint import load_checkpoint
             load_checkpoint(v)  # weights_only: checks the format without running anything from the file
 
     out = values.get("output")

@@ -9,8 +9,8 @@ import torch
 
 from .._validate import ClustergError, check_threshold
 from ..knn import knn_search
-from ..train.ada_nets import MODEL_NAME, link, models_from_checkpoint, refine
-from ..train.checkpoint import load_checkpoint, packaged_weights
+from ..models.ada_nets import MODEL_NAME, link, models_from_checkpoint, refine
+from ..models.checkpoint import load_checkpoint, packaged_weights
 from ._common import features_and_knn
 from ._threshold import is_auto, resolve_threshold
 from .base import BaseClusterer

@@ -15,7 +15,7 @@ logger = logging.getLogger("clusterg.cluster.auto")
 
 
 def _has_packaged_ada_nets(dim: int) -> bool:
-    from ..train.checkpoint import packaged_weights
+    from ..models.checkpoint import packaged_weights
     from .ada_nets import PACKAGED_WEIGHTS
     name = PACKAGED_WEIGHTS.get(dim)
     return name is not None and packaged_weights(name) is not None

@@ -21,7 +21,7 @@ import torch
 
 from .._validate import ClustergError, check_threshold
 from ..linkage.tree_deduction import nearest_higher, parents_to_labels
-from ..train.checkpoint import packaged_weights
+from ..models.checkpoint import packaged_weights
 from ._common import features_and_knn
 from .base import BaseClusterer
 
@@ -85,12 +85,12 @@ class GCNVClusterer(BaseClusterer):
         self.seed = seed
 
     def _load(self, dim: int):
-        from ..train.gcn_v import load_gcn_v
+        from ..models.gcn_v import load_gcn_v
         return load_gcn_v(_resolve(self.checkpoint, dim, PACKAGED_GCN_V, "gcn-v"), in_dim=dim)
 
     def _confidence(self, X, knn):
         """Validated x, GCN-V confidences and hidden features, the kNN used, and the config."""
-        from ..train.gcn_v import gcn_v_graph, predict_gcn_v
+        from ..models.gcn_v import gcn_v_graph, predict_gcn_v
         x = np.asarray(X) if not hasattr(X, "detach") else X
         dim = int(np.shape(x)[1]) if np.ndim(x) == 2 else -1
         if dim < 1:
@@ -106,7 +106,7 @@ class GCNVClusterer(BaseClusterer):
         return x, conf, hidden, nbrs, sims, config
 
     def fit(self, X, y=None, knn=None) -> "GCNVClusterer":
-        from ..train.gcn_v import _knn, gcn_features
+        from ..models.gcn_v import _knn, gcn_features
         x, conf, hidden, nbrs, sims, config = self._confidence(X, knn)
         n = len(x)
         if conf is None:
@@ -144,7 +144,7 @@ class GCNVEClusterer(GCNVClusterer):
         rule: ``"argmax"`` (the paper: link to the candidate GCN-E scores highest),
             ``"nearest"`` (keep GCN-V's parent; GCN-E only checks and rescores the link) or
             ``"gate"`` (the nearest candidate GCN-E accepts); default: checkpoint's.
-            See :func:`clusterg.train.gcn_e.choose_parents`.
+            See :func:`clusterg.models.gcn_e.choose_parents`.
         alpha: edge score = cosine similarity + ``alpha * (p - 0.5)`` with GCN-E's probability
             ``p`` (0 = the paper's similarity cut); default: checkpoint's.
         p_min: links whose GCN-E probability is below ``p_min`` are cut (``"nearest"``) or
@@ -178,14 +178,14 @@ class GCNVEClusterer(GCNVClusterer):
         self.seed = seed
 
     def _load(self, dim: int):
-        from ..train.gcn_e import load_gcn_ve
+        from ..models.gcn_e import load_gcn_ve
         v, e, config, blob = load_gcn_ve(_resolve(self.checkpoint, dim, PACKAGED_GCN_E, "gcn-e"), in_dim=dim)
         self._gcn_e, self._config_e = e, config
         return v, config["gcn_v"], blob
 
     def fit(self, X, y=None, knn=None) -> "GCNVEClusterer":
-        from ..train.gcn_e import edge_features, gcn_e_parents, knn_space
-        from ..train.gcn_v import _knn
+        from ..models.gcn_e import edge_features, gcn_e_parents, knn_space
+        from ..models.gcn_v import _knn
         if isinstance(self.batch_graphs, bool) or not isinstance(self.batch_graphs, (int, np.integer)) \
                 or self.batch_graphs < 1:
             raise ClustergError(f"batch_graphs must be a positive integer, got {self.batch_graphs!r}")

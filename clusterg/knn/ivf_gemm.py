@@ -20,8 +20,10 @@ When the queries *are* the base (a kNN graph), the work can be turned around:
 The list size is fixed (``list_size``, default 192), so the number of lists grows with N
 and the work per query, ``nprobe * list_size * D``, does not: the scan is linear in N. The
 probe search costs ``N * nlist * D`` (quadratic) while the centroids are searched exactly (up
-to :data:`FLAT_KMEANS_MAX` lists), ``N * log(nlist)`` above. Memory: one reordered float32 copy of the rows (N x D) plus the
-result; input is read in chunks, so a memory-mapped ``.bin`` / ``.npy`` works.
+to :data:`FLAT_KMEANS_MAX` lists), ``N * log(nlist)`` above. Memory: one reordered float32
+copy of the rows (N x D), the probes (N x nprobe int32), the heaps of one query chunk and the
+result (which may be a memory map, ``out``); input is read in chunks, so a memory-mapped
+``.bin`` / ``.npy`` works.
 
 Ties: each row of the result is ordered by descending similarity, then ascending id; which
 of several equally similar candidates makes the cut at the k-th place is fixed by the scan

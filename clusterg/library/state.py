@@ -7,20 +7,21 @@ loaded again by later runs.
 
 Incremental assignment (:meth:`ClusterState.add`): each new face queries the
 index for its ``k`` nearest faces. Edges above the state's ``threshold`` (the
-edge threshold of the batch run) vote for clusters with their similarity; a
-new face joins the cluster with the largest vote that no cannot-link forbids
-(same photo, not-this-person). Votes spread through new faces in rounds, so a
-new face linked only to other new faces joins where they went. New faces
-linked to no cluster at all are clustered among themselves with the same
-method and threshold and get new ids. Two clusters merge only when some new
-at least ``merge_support`` (2) new faces each link both strongly (at least
-``merge_links`` (3) edges into each, the weaker vote at least ``merge_ratio``
-(0.8) of the stronger) and nothing forbids it (a cannot-link, a same-photo
-pair, a not-this-person); the
-result lists the merged ids. Existing ids never change otherwise. The work per
-added face is one index query plus ``O(k)`` local steps, independent of the
-library size (with an HNSW index, which ``index="auto"`` picks from 200,000
-faces on; an exact index costs ``O(N)`` a query).
+edge threshold of the batch run; for a method without one, the cut that best
+separates the batch clusters' kNN edges) vote for clusters with their
+similarity; a new face joins the cluster with the largest vote that no
+cannot-link forbids (same photo, not-this-person). Votes spread through new
+faces in rounds, so a new face linked only to other new faces joins where they
+went. New faces linked to no cluster at all are clustered among themselves
+with the same method and threshold and get new ids. Two clusters merge only
+when at least ``merge_support`` (4) new faces each link both strongly (at
+least ``merge_links`` (3) edges into each, the weaker vote at least
+``merge_ratio`` (0.8) of the stronger) and nothing forbids it (a cannot-link,
+a same-photo pair, a not-this-person); the result lists the merged ids.
+Existing ids never change otherwise. The work per added face is one index
+query (and insertion) plus ``O(k)`` local steps, about independent of the
+library size with an HNSW index, which ``index="auto"`` picks from 200,000
+faces on (an exact index costs ``O(N)`` a query).
 
 On-disk format, version 1 (folder ``DIR``)::
 
@@ -166,7 +167,7 @@ class ClusterState:
 
     def __init__(self, dim: int, *, model: str = "", method: str = "", params: dict | None = None,
                  threshold: float = 0.95, k: int = 20, same_photo: bool = True, index: str = "auto",
-                 merge_links: int = 3, merge_ratio: float = 0.8, merge_support: int = 2,
+                 merge_links: int = 3, merge_ratio: float = 0.8, merge_support: int = 4,
                  tau: float = DEFAULT_TAU) -> None:
         self.dim = _check_int(dim, "dim", 1)
         if not isinstance(model, str):
@@ -1135,7 +1136,7 @@ class ClusterState:
                  params=meta.get("params"), threshold=meta["threshold"], k=meta["k"],
                  same_photo=meta.get("same_photo", True), index=meta.get("index", "auto"),
                  merge_links=meta.get("merge_links", 3), merge_ratio=meta.get("merge_ratio", 0.8),
-                 merge_support=meta.get("merge_support", 2),
+                 merge_support=meta.get("merge_support", 4),
                  tau=meta.get("tau", DEFAULT_TAU))
         st._seed = int(meta.get("seed", 0))
         st._checkpoint = meta.get("checkpoint")

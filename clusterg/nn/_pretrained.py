@@ -12,7 +12,7 @@ PACKAGED = {"gcn-v": "gcn_v_dlib128.pt", "gcn-e": "gcn_e_dlib128.pt", "ada-nets"
 
 def load_blob(model: str, checkpoint: str | os.PathLike | None) -> dict[str, Any]:
     """The checked checkpoint dict of ``model`` (``checkpoint`` or the packaged weights)."""
-    from ..train.checkpoint import load_checkpoint, packaged_weights
+    from ..models.checkpoint import load_checkpoint, packaged_weights
     if checkpoint is None:
         path = packaged_weights(PACKAGED[model])
         if path is None:

@@ -9,7 +9,8 @@ With ``val_fraction > 0`` the identities are split: the model trains on the
 rest and the linkage thresholds (``tau_0`` on the input kNN, ``tau`` on the
 GCN-V feature kNN, and which pass to use) are chosen on the held-aside
 identities, then stored in the checkpoint's config so the clusterers use them
-by default.
+by default. Inference (:func:`~clusterg.models.gcn_v.load_gcn_v`,
+:func:`~clusterg.models.gcn_v.predict_gcn_v`, ...) lives in :mod:`clusterg.models.gcn_v`.
 """
 from __future__ import annotations
 
@@ -24,14 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._progress import is_quiet, progress, set_quiet
+from .._progress import progress, set_quiet
 from .._validate import ClustergError, check_features, check_k, check_labels
+from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.gcn_v import (_build_model, _knn, gcn_features, gcn_v_graph,  # noqa: F401 (re-exported)
+                            load_gcn_v, predict_gcn_v)
 from ..nn.gcn_v import GCNV, confidence_targets
-from ..transforms.gcn_graph import adjacency_to_torch, build_adjacency
-from .checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["train_gcn_v", "load_gcn_v", "export_weights", "gcn_v_graph", "predict_gcn_v", "split_by_identity",
-           "tune_tau", "gcn_features", "add_cli", "DEFAULTS"]
+__all__ = ["train_gcn_v", "export_weights", "split_by_identity", "tune_tau", "add_cli", "DEFAULTS"]
 
 log = logging.getLogger("clusterg.train.gcn_v")
 
@@ -39,55 +40,6 @@ log = logging.getLogger("clusterg.train.gcn_v")
 #: node mini-batches with Adam instead of 80k full-graph SGD steps (CPU budget).
 DEFAULTS: dict[str, Any] = {"k": 80, "hidden": 512, "th_sim": 0.0, "epochs": 20, "lr": 1e-3, "weight_decay": 1e-5,
                             "batch_size": 2048, "val_fraction": 0.2, "tau_0": 0.65, "tau": 0.8, "passes": 2}
-
-
-def _knn(x: np.ndarray, k: int, knn_method: str = "flat", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    from ..knn import knn_search
-    return knn_search(x, k, method=knn_method, seed=seed, quiet=True if is_quiet() else None)
-
-
-def gcn_v_graph(x: np.ndarray, k: int, th_sim: float = 0.0, knn=None, knn_method: str = "flat", seed: int = 0):
-    """kNN lists, normalised adjacency and ``Â x`` for L2-normalised ``x`` (N, D).
-
-    Returns ``(nbrs (N,k), sims (N,k), x_agg torch (N, D))``.
-    """
-    if knn is None:
-        nbrs, sims = _knn(x, k, knn_method, seed)
-    else:
-        nbrs, sims = knn
-    adj = adjacency_to_torch(build_adjacency(nbrs, sims, th_sim))
-    from torch_geometric.utils import spmm
-    with torch.no_grad():
-        agg = spmm(adj, torch.from_numpy(np.ascontiguousarray(x)), reduce="sum")
-    return np.asarray(nbrs), np.asarray(sims), agg
-
-
-@torch.no_grad()
-def predict_gcn_v(model: GCNV, x: np.ndarray, x_agg: torch.Tensor, batch_size: int = 65536):
-    """Confidences (N,) numpy and hidden features (N, H) torch, in node chunks."""
-    model.eval()
-    xt = torch.from_numpy(np.ascontiguousarray(x))
-    confs, hs = [], []
-    for s in range(0, len(xt), batch_size):
-        c, h = model(xt[s:s + batch_size], x_agg=x_agg[s:s + batch_size])
-        confs.append(c)
-        hs.append(h)
-    return torch.cat(confs).numpy(), torch.cat(hs)
-
-
-def gcn_features(hidden: torch.Tensor) -> np.ndarray:
-    """GCN-V hidden features for the second kNN: centred, then L2-normalised (float32).
-
-    Centring spreads the cosine similarities of the post-ReLU features, which
-    otherwise all sit near 1.
-    """
-    h = hidden - hidden.mean(0, keepdim=True)
-    h = torch.nn.functional.normalize(h, dim=1)
-    # a zero row (all-equal hidden) would break cosine: give it a tiny unique direction
-    zero = h.norm(dim=1) == 0
-    if zero.any():
-        h[zero, 0] = 1.0
-    return h.numpy().astype(np.float32)
 
 
 def split_by_identity(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
@@ -127,23 +79,6 @@ def tune_tau(nbrs, sims, conf, labels, parent=None, parent_sim=None, grid: int =
         if best_key is None or key > best_key:
             best_key, best = key, (float(tau), fp, fb)
     return best
-
-
-def _build_model(in_dim: int, config: dict) -> GCNV:
-    return GCNV(in_dim, hidden=int(config["hidden"]))
-
-
-def load_gcn_v(checkpoint, in_dim: int | None = None) -> tuple[GCNV, dict, dict]:
-    """``(model in eval mode, config, blob)`` from a GCN-V checkpoint."""
-    blob = load_checkpoint(checkpoint, model="gcn-v", in_dim=in_dim)
-    config = blob["config"]
-    try:
-        model = _build_model(int(blob["in_dim"]), config)
-        model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
-    except (KeyError, RuntimeError, TypeError, ValueError) as e:
-        raise ClustergError(f"checkpoint {checkpoint}: weights do not fit a GCN-V ({type(e).__name__})") from None
-    model.eval()
-    return model, config, blob
 
 
 def train_gcn_v(features, labels, *, k: int = DEFAULTS["k"], hidden: int = DEFAULTS["hidden"],
