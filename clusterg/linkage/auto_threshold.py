@@ -10,13 +10,15 @@ sentence embeddings about 0.45. A fixed default threshold is therefore wrong on 
 - ``m_near``: the median similarity of each point to its first neighbour (almost all of
   them the same identity; edges a guard cut to similarity -1 are skipped),
 
-near ``m_far + a * (m_near - m_far)``. Large identities tolerate (and need) a lower cut:
-the share ``f`` of kNN edges above a reference level ``m_far + a_f * (m_near - m_far)`` estimates how many of a point's ``k`` neighbours
-are its own identity, and the final cut is ``m_far + (a + c * log10(N) - b * f) * (m_near - m_far)``.
-The ``log10(N)`` term is for connected components, which chain more the more points there are
-(``c = 0`` for Infomap). ``a``, ``b`` and ``c`` per linkage were fitted on CelebA ``train`` identities held aside from
-training and on synthetic sets with median identity sizes of about 5, 50 and 500
-(``docs/defaults.rst`` gives the protocol and the results on every regime).
+near ``m_far + a * (m_near - m_far)``. Large identities tolerate (and need) a lower cut: the
+share ``f`` of kNN edges above a reference level ``m_far + a_f * (m_near - m_far)`` estimates
+how many of a point's neighbours are its own identity, and the final cut is
+``m_far + (a + c * log10(N) - b * f) * (m_near - m_far)``. The ``log10(N)`` term is for
+connected components, which chain more the more points there are (``c = 0`` for Infomap);
+``log10(N)`` is held within [2, 4], about the range it was fitted on. ``a``, ``b``, ``c`` per
+linkage were fitted on CelebA ``train`` identities held aside from training and on synthetic
+sets with median identity sizes of about 5, 50 and 500 (``docs/defaults.rst`` gives the
+protocol and the results on every regime).
 """
 from __future__ import annotations
 
@@ -113,7 +115,9 @@ def auto_threshold(x: np.ndarray, sims: np.ndarray, rule: str = "infomap", seed:
         logger.warning("first neighbours are no more similar than random pairs (median %.3f vs %.3f): "
                        "the data shows no cluster structure", m_near, m_far)
         return AutoThreshold(t, m_far, m_near, 0.0, rule)
-    a = a + c * float(np.log10(n))
+    # the log10(N) term was fitted on 150 to 9,000 points: held at its 10,000-point value beyond, so that
+    # millions of points do not push the cut up to the first-neighbour median (all singletons)
+    a = a + c * float(np.clip(np.log10(n), 2.0, 4.0))
     share = float((np.asarray(sims)[:, 1:] > m_far + a_f * gap).mean())
     t = float(m_far + float(np.clip(a - b * share, 0.0, 0.995)) * gap)
     return AutoThreshold(float(np.clip(t, -1.0, 0.999)), m_far, m_near, share, rule)
