@@ -15,7 +15,7 @@ _F32_MAX = float(np.finfo(np.float32).max)
 _F32_TINY = float(np.finfo(np.float32).tiny)
 _SAFE_NORM = (1e-15, 1e15)  # row norms whose float32 sum of squares neither underflows nor overflows
 
-__all__ = ["ClustergError", "check_features", "check_labels", "check_k", "check_same_length"]
+__all__ = ["ClustergError", "check_features", "check_labels", "check_k", "check_same_length", "check_int"]
 
 
 class ClustergError(ValueError):
@@ -154,3 +154,13 @@ def check_threshold(t, name: str = "threshold", lo: float = -1.0, hi: float = 1.
     if not np.isfinite(t) or t < lo or t > hi:
         raise ClustergError(f"{name}: must lie in [{lo}, {hi}], got {t}")
     return t
+
+
+def check_int(v, name: str, lo: int) -> int:
+    """``v`` as an int >= ``lo`` (bools and non-integers are errors)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ClustergError(f"{name}: expected an integer, got {v!r}")
+    v = int(v)
+    if v < lo:
+        raise ClustergError(f"{name}: must be >= {lo}, got {v}")
+    return v

@@ -116,10 +116,14 @@ def test_legacy_pickle_refused_then_converted_when_trusted(tmp_path):
             "config": {"k": np.int64(10), "tau": np.float64(0.5)}, "state_dict": {"w": torch.from_numpy(w)},
             "train_state": None, "meta": {"note": "old"}}
     old = tmp_path / "old.pt"
-    with open(old, "wb") as fh:
-        pickle.dump(blob, fh)
+    torch.save(blob, old)  # numpy scalars in config: not weights_only-loadable as it is
     with pytest.raises(ClustergError, match="--trust"):
         load_checkpoint(old)
+    plain = tmp_path / "plain.pkl"
+    with open(plain, "wb") as fh:
+        pickle.dump(blob, fh)
+    with pytest.raises(ClustergError, match="torch.save"):  # the converter never unpickles freely
+        convert_trusted_checkpoint(plain, tmp_path / "never.pt")
     new = convert_trusted_checkpoint(old, tmp_path / "new.pt")
     got = load_checkpoint(new, model="gcn-v", in_dim=3)
     assert torch.equal(got["state_dict"]["w"], torch.from_numpy(w))
@@ -141,12 +145,8 @@ def test_checkpoint_code_never_uses_weights_only_false():
     for p in (REPO / "clusterg").rglob("*.py"):
         text = p.read_text().replace(" ", "")
         hits = [i for i in range(len(text)) if text.startswith("weights_only=False", i)]
-        if p.name == "checkpoint.py" and p.parent.name == "models":
-            # only the explicit, documented converter of trusted legacy files unpickles
-            start, end = text.index("defconvert_trusted_checkpoint("), text.index("defmain(")
-            assert len(hits) == 1 and start < hits[0] < end
-        else:
-            assert not hits, f"{p} unpickles with weights_only=False"
+        assert not hits, f"{p} unpickles with weights_only=False"
+        assert "pickle.load(" not in text and "pickle.loads(" not in text, p
         assert "allow_pickle=True" not in text, p
 
 

@@ -50,7 +50,7 @@ import numpy as np
 
 from .._atomic import atomic_path
 from .._progress import progress
-from .._validate import ClustergError
+from .._validate import ClustergError, check_int
 
 __all__ = ["synth_ms1m", "write_synth", "iter_synth", "SynthSpec", "default_n_ids", "MS1M_SPLITS",
            "FACES_PER_ID"]
@@ -137,15 +137,6 @@ class SynthSpec:
             raise ClustergError(f"hard_rho: must lie in [0, 1), got {self.hard_rho!r}")
 
 
-def _check_int(v, name: str, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ClustergError(f"{name}: expected an integer, got {v!r}")
-    v = int(v)
-    if v < lo:
-        raise ClustergError(f"{name}: must be >= {lo}, got {v}")
-    return v
-
-
 def _make_spec(spec: SynthSpec | None, knobs: dict) -> SynthSpec:
     if spec is not None and not isinstance(spec, SynthSpec):
         raise ClustergError(f"spec: expected a SynthSpec, got {type(spec).__name__}")
@@ -164,9 +155,9 @@ class _Plan:
     """What all identities share: sizes, basis, spectra, centres (O(C * D) memory)."""
 
     def __init__(self, n, dim, n_ids, seed, spec: SynthSpec, sizes=None):
-        self.n = _check_int(n, "n", 2)
-        self.dim = _check_int(dim, "dim", 2)
-        self.seed = _check_int(seed, "seed", 0)
+        self.n = check_int(n, "n", 2)
+        self.dim = check_int(dim, "dim", 2)
+        self.seed = check_int(seed, "seed", 0)
         self.spec = spec
         if sizes is not None:
             sizes = np.asarray(sizes)
@@ -176,10 +167,10 @@ class _Plan:
                 raise ClustergError("sizes: every identity needs at least one face")
             if int(sizes.sum()) != self.n:
                 raise ClustergError(f"sizes: add up to {int(sizes.sum())} faces but n={self.n}")
-            if n_ids is not None and _check_int(n_ids, "n_ids", 1) != sizes.size:
+            if n_ids is not None and check_int(n_ids, "n_ids", 1) != sizes.size:
                 raise ClustergError(f"n_ids={n_ids} disagrees with len(sizes)={sizes.size}")
             n_ids = sizes.size
-        n_ids = default_n_ids(self.n) if n_ids is None else _check_int(n_ids, "n_ids", 1)
+        n_ids = default_n_ids(self.n) if n_ids is None else check_int(n_ids, "n_ids", 1)
         if n_ids > self.n:
             raise ClustergError(f"n_ids={n_ids} is larger than the number of faces n={self.n}")
         self.n_ids = n_ids
@@ -247,7 +238,7 @@ def iter_synth(n: int, dim: int = 256, n_ids: int | None = None, seed: int = 0,
     Blocks hold whole identities and about ``chunk`` faces (more only when one
     identity alone is larger). Arguments as in :func:`synth_ms1m`.
     """
-    chunk = _check_int(chunk, "chunk", 1)
+    chunk = check_int(chunk, "chunk", 1)
     with _single_thread_blas():
         plan = _Plan(n, dim, n_ids, seed, _make_spec(spec, knobs), sizes)
     xs: list[np.ndarray] = []
@@ -301,8 +292,8 @@ def synth_ms1m(n: int, dim: int = 256, n_ids: int | None = None, seed: int = 0,
         ``x`` float32 (N, D) with unit rows, grouped by identity, and ``y`` int64
         (N,) with labels ``0..C-1`` (every identity has at least one face).
     """
-    n = _check_int(n, "n", 2)
-    dim = _check_int(dim, "dim", 2)
+    n = check_int(n, "n", 2)
+    dim = check_int(dim, "dim", 2)
     x = np.empty((n, dim), dtype=np.float32)
     y = np.empty(n, dtype=np.int64)
     at = 0
@@ -328,7 +319,7 @@ def write_synth(out_dir: str | os.PathLike, n: int, dim: int = 256, seed: int = 
     spec = _make_spec(spec, knobs)
     if not isinstance(split, str) or not split or split != Path(split).name or split.startswith("."):
         raise ClustergError(f"split: expected a plain file stem such as 'part1_test', got {split!r}")
-    chunk = _check_int(chunk, "chunk", 1)
+    chunk = check_int(chunk, "chunk", 1)
     _Plan(n, dim, n_ids, seed, spec, sizes)  # validate before touching the disk
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

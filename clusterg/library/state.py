@@ -61,7 +61,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._atomic import atomic_open
-from .._validate import ClustergError, check_features, check_threshold
+from .._validate import ClustergError, check_features, check_int, check_threshold
 from .confidence import DEFAULT_TAU, _edge_weight, face_confidence
 
 __all__ = ["ClusterState", "AddResult", "STATE_FORMAT", "STATE_VERSION", "HNSW_FROM"]
@@ -114,12 +114,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _check_int(v, name: str, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ClustergError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 def fit_edge_threshold(nbrs: np.ndarray, sims: np.ndarray, labels: np.ndarray) -> float:
     """The similarity that best separates kNN edges inside clusters from edges between them.
 
@@ -169,21 +163,21 @@ class ClusterState:
                  threshold: float = 0.95, k: int = 20, same_photo: bool = True, index: str = "auto",
                  merge_links: int = 3, merge_ratio: float = 0.8, merge_support: int = 4,
                  tau: float = DEFAULT_TAU) -> None:
-        self.dim = _check_int(dim, "dim", 1)
+        self.dim = check_int(dim, "dim", 1)
         if not isinstance(model, str):
             raise ClustergError(f"model: expected a string, got {type(model).__name__}")
         self.model = model
         self.method = str(method)
         self.params = dict(params or {})
         self.threshold = check_threshold(threshold)
-        self.k = _check_int(k, "k", 1)
+        self.k = check_int(k, "k", 1)
         self.same_photo = bool(same_photo)
         if index not in ("auto", "flat", "hnsw"):
             raise ClustergError(f"index: expected 'auto', 'flat' or 'hnsw', got {index!r}")
         self.index_kind = index
-        self.merge_links = _check_int(merge_links, "merge_links", 1)
+        self.merge_links = check_int(merge_links, "merge_links", 1)
         self.merge_ratio = check_threshold(merge_ratio, "merge_ratio", 0.0, 1.0)
-        self.merge_support = _check_int(merge_support, "merge_support", 1)
+        self.merge_support = check_int(merge_support, "merge_support", 1)
         self.tau = float(tau)
         self.names: dict[int, str] = {}
         self.corrections: list[dict] = []
@@ -259,7 +253,7 @@ class ClusterState:
         xs = check_features(x, name="embeddings", min_n=0, normalize=True)
         n, d = xs.shape
         lab = relabel(check_labels(labels, n=n)) if n else np.zeros(0, np.int64)
-        k = _check_int(k, "k", 1)
+        k = check_int(k, "k", 1)
         nbrs = sims = None
         g0 = None if groups is None else np.asarray(groups)
         need = score or threshold is None or (same_photo and g0 is not None and len(g0) and

@@ -16,10 +16,14 @@ which cannot run code::
 not a checkpoint, a pickle with Python objects, missing fields, another model, another
 feature dim, newer format) into a one-line :class:`~clusterg._validate.ClustergError`.
 
-A file from an older clusterg (or any other tool) that holds Python objects is refused. If,
-and only if, you trust where it came from, convert it once::
+A file from an older clusterg (or any other tool) that holds Python objects is refused. If
+you trust where it came from, convert it once::
 
     python -m clusterg.train.checkpoint --trust OLD.pt NEW.pt
+
+The conversion never unpickles freely either: it reads the old file with torch's weights-only
+unpickler, allowing numpy arrays and scalars besides tensors and plain values, so a file holding
+anything else (code included) is refused, not run.
 """
 from __future__ import annotations
 
@@ -44,7 +48,16 @@ FORMAT_VERSION = 1
 __all__ = ["save_checkpoint", "load_checkpoint", "convert_trusted_checkpoint", "FORMAT_VERSION"]
 
 _CONVERT_HINT = ("if you trust where the file came from, convert it once with "
-                 "`python -m clusterg.train.checkpoint --trust {path} NEW.pt` (that runs the file's code)")
+                 "`python -m clusterg.train.checkpoint --trust {path} NEW.pt` (it reads tensors, numpy arrays "
+                 "and plain values only)")
+
+
+def _numpy_globals() -> list:
+    """What numpy arrays and scalars unpickle through: the only globals the converter allows."""
+    core = getattr(np, "_core", None) or np.core
+    dtypes = {type(np.dtype(t)) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+                                          np.uint32, np.uint64, np.float16, np.float32, np.float64)}
+    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *sorted(dtypes, key=str)]
 
 
 def _plain(obj: Any, where: str = "checkpoint") -> Any:
@@ -176,9 +189,9 @@ def load_checkpoint(path: str | os.PathLike, model: str | None = None, in_dim: i
 def convert_trusted_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Rewrite a *trusted* legacy checkpoint (a pickle with Python objects) in the safe format.
 
-    This unpickles ``src`` fully (not weights-only), which runs any code the file holds:
-    use it only on files you made yourself or got from someone you trust. Numpy arrays and
-    scalars become tensors / numbers; any other object raises :class:`ClustergError`.
+    ``src`` (a ``torch.save`` file) is read with torch's weights-only unpickler, which besides
+    tensors and plain values allows only numpy arrays and scalars: nothing in the file can run. Numpy arrays and scalars
+    become tensors / numbers; a file holding any other object raises :class:`ClustergError`.
     """
     from .._atomic import guard_output
     src, dst = Path(src), Path(dst)
@@ -186,13 +199,12 @@ def convert_trusted_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -
         raise ClustergError(f"checkpoint not found: {src}")
     guard_output(dst, [src])
     try:
-        try:  # torch's zip or legacy format; the caller vouches for the file
-            blob = torch.load(src, map_location="cpu", weights_only=False)
-        except RuntimeError:
-            with open(src, "rb") as f:  # a plain pickle.dump of the dict
-                blob = pickle.load(f)
-    except Exception as e:  # anything a broken pickle can raise
-        raise ClustergError(f"{src}: cannot be read ({type(e).__name__}: {e})") from None
+        with torch.serialization.safe_globals(_numpy_globals()):
+            blob = torch.load(src, map_location="cpu", weights_only=True)  # torch's zip or legacy format
+    except Exception as e:  # anything a broken or disallowed pickle can raise
+        raise ClustergError(f"{src}: cannot be read as tensors, numpy arrays and plain values "
+                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); a plain pickle.dump "
+                            f"file must be re-saved with torch.save by code you trust") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ClustergError(f"{src} is not a clusterg checkpoint")
     blob = _check_blob(dict(_plain({k: v for k, v in blob.items() if k != "state_dict"}, "checkpoint"),

@@ -44,27 +44,18 @@ except ImportError:  # pragma: no cover - older PyG
         return lambda cls: cls
 
 from .._progress import progress
-from .._validate import ClustergError, check_features, check_threshold
+from .._validate import ClustergError, check_features, check_int, check_threshold
 
 __all__ = ["k_reciprocal_jaccard", "k_reciprocal_weights", "KReciprocal"]
 
 logger = logging.getLogger("clusterg.transforms.k_reciprocal")
 
 
-def _int(v, name: str, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ClustergError(f"{name}: expected an integer, got {v!r}")
-    v = int(v)
-    if v < lo:
-        raise ClustergError(f"{name}: must be >= {lo}, got {v}")
-    return v
-
-
 def _prepare(x, k1, k2, knn, knn_method, device, seed, quiet=None):
     x = check_features(x, name="features", min_n=2, normalize=True)
     n = x.shape[0]
-    k1 = _int(k1, "k1", 1)
-    k2 = _int(k2, "k2", 1)
+    k1 = check_int(k1, "k1", 1)
+    k2 = check_int(k2, "k2", 1)
     if k1 + 1 > n:
         logger.warning("k1=%d needs %d neighbours but there are %d points; using k1=%d", k1, k1 + 1, n, n - 1)
         k1 = n - 1
@@ -210,9 +201,9 @@ def k_reciprocal_jaccard(x, k1: int = 30, k2: int = 6, lam: float = 0.0, knn=Non
     max_distance = check_threshold(max_distance, "max_distance", 0.0, 1.0)
     if max_distance <= 0:
         raise ClustergError("max_distance: must be > 0 (the point itself is at distance 0)")
-    chunk_size = _int(chunk_size, "chunk_size", 1)
+    chunk_size = check_int(chunk_size, "chunk_size", 1)
     x, nbrs, k1, k2 = _prepare(x, k1, k2, knn, knn_method, device, seed, quiet)
-    max_neighbors = k1 + 1 if max_neighbors is None else _int(max_neighbors, "max_neighbors", 1)
+    max_neighbors = k1 + 1 if max_neighbors is None else check_int(max_neighbors, "max_neighbors", 1)
     n = x.shape[0]
     v = _weights(x, nbrs, k1, k2)
     vc = v.tocsc()
