@@ -164,22 +164,26 @@ def _fill_pads(nbrs, sims, base: np.ndarray, query: np.ndarray, k: int) -> np.nd
 
 _TIE_EPS = 2e-5  # faiss's similarities move by < 1e-6 with the thread count (BLAS blocking); 20x that
 _MARGIN = 8  # extra candidates searched so that a near-tie at rank k is settled by exact scores
-_GATHER_ROWS = 512  # query rows re-scored at once (512 x (k + 8) x D float32 gathered)
 
 
 def _exact_sims(nbrs: np.ndarray, base: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Similarities of ``query[i]`` to ``base[nbrs[i, j]]``, by a fixed summation order.
+    """Similarities of ``query[i]`` to ``base[nbrs[i, j]]``, each scored on its own.
 
-    ``np.einsum`` sums each product in the same order whatever the thread count, so the
-    result, unlike faiss's BLAS scores, is the same at 1 and 16 threads. Pads (-1) get -inf.
+    faiss's ``fvec_inner_products_by_idx`` computes every pair with one SIMD dot product in a
+    fixed order, so the result, unlike the flat index's BLAS scores, is the same at 1 and 16
+    threads; it reads rows in place (no gathered copy). Pads (-1) get -inf.
     """
     n, kc = nbrs.shape
     out = np.empty((n, kc), dtype=np.float32)
-    for s in range(0, n, _GATHER_ROWS):
-        nb = nbrs[s:s + _GATHER_ROWS]
-        g = base[np.maximum(nb, 0)]
-        out[s:s + len(nb)] = np.einsum("id,ikd->ik", query[s:s + len(nb)], g)
-    out[nbrs < 0] = -np.inf
+    if n == 0 or kc == 0:
+        return out
+    pad = nbrs < 0
+    ids = np.ascontiguousarray(np.where(pad, 0, nbrs), dtype=np.int64)  # never hand faiss a -1
+    q = np.ascontiguousarray(query, dtype=np.float32)
+    b = np.ascontiguousarray(base, dtype=np.float32)
+    faiss.fvec_inner_products_by_idx(faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(b),
+                                     faiss.swig_ptr(ids), q.shape[1], n, kc)
+    out[pad] = -np.inf
     return out
 
 
