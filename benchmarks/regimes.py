@@ -120,8 +120,9 @@ def run_set(name: str, x: np.ndarray, y: np.ndarray, methods: list[str]) -> dict
         # the same method at its best threshold (labels used: oracle)
         if m == "knn-cc":
             res["best"] = best_over(y, lambda t: connected_components(len(x), *threshold_edges(nb[:, :20], s[:, :20], t)), grid)
-        elif m == "infomap":
-            res["best"] = best_over(y, lambda t: im(20, t), grid)
+        elif m == "infomap":  # at the k its default chose (k="auto": 20 compact, 80 spread)
+            res["best"] = best_over(y, lambda t: im(est.k_, t), grid)
+            res["k"] = int(est.k_)
         elif m == "dbscan":
             res["best"] = best_over(y, lambda t: make_clusterer("dbscan", threshold=float(t)).fit_predict(xn, knn=(nb, s)), grid)
         elif m == "hac":
@@ -135,7 +136,8 @@ def run_set(name: str, x: np.ndarray, y: np.ndarray, methods: list[str]) -> dict
             zn, zs = a.final_graph_
             res["best"] = best_over(y, lambda t: link(zn, zs, a.linkage_, t), np.round(np.arange(0.3, 0.995, 0.01), 3))
         elif m == "auto":
-            res["best"] = best_over(y, lambda t: im(20, t), grid)
+            res["best"] = best_over(y, lambda t: im(est.estimator_.k_, t), grid)
+            res["k"] = int(est.estimator_.k_)
         out["methods"][m] = res
         logging.getLogger("regimes").info("%s %s: default F %.4f, best %.4f", name, m, res["default_F"],
                                           res.get("best", {}).get("F", float("nan")))
@@ -219,8 +221,11 @@ def main(argv=None) -> int:
         with atomic_open(args.render, "w") as f:
             f.write(render_table(json.loads(out.read_text())))
         return 0
-    if out.exists():
-        results["sets"] = json.loads(out.read_text()).get("sets", {})
+    if out.exists():  # a partial rerun keeps the other sets and records both commands
+        old = json.loads(out.read_text())
+        results["sets"] = old.get("sets", {})
+        if old.get("command"):
+            results["command"] = f"{old['command']}, then {results['command']}"
     for name in args.sets.split(","):
         x, y = load_set(name, Path(args.data))
         results["sets"][name] = run_set(name, x, y, args.methods.split(","))

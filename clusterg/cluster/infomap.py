@@ -1,6 +1,7 @@
 """Infomap community detection on the kNN graph: the unsupervised anchor of the field."""
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 
@@ -16,6 +17,9 @@ __all__ = ["InfomapClusterer", "infomap_labels"]
 
 #: neighbours the label-free threshold rule looks at (see :func:`clusterg.linkage.auto_threshold`)
 RULE_K = 80
+logger = logging.getLogger("clusterg.cluster.infomap")
+#: ``k="auto"``: neighbours per point for compact (dlib-like) and for spread (text, ArcFace) geometry
+AUTO_K = {"compact": 20, "spread": 80}
 
 
 def infomap_labels(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, seed: int = 0,
@@ -50,7 +54,10 @@ class InfomapClusterer(BaseClusterer):
     """Infomap (two-level, undirected) on the kNN graph, edges weighted by cosine similarity.
 
     Args:
-        k: neighbours per point including itself (default 20).
+        k: neighbours per point including itself, or ``"auto"`` (default): 20 for compact
+            embeddings (dlib faces, similarity gap below 0.35), 80 for spread ones (text, ArcFace),
+            read off the same label-free similarity scale as the threshold
+            (:func:`clusterg.linkage.auto_threshold.geometry_weight`); ``k_`` holds the value used.
         threshold: keep edges with similarity above it, or ``"auto"`` (default): chosen from the
             data by :func:`clusterg.linkage.auto_threshold` (``"infomap"`` rule). For reference the
             plain-Infomap face baseline uses k=50, ``min_sim`` 0.58 on MS1M features; dlib face
@@ -60,7 +67,7 @@ class InfomapClusterer(BaseClusterer):
         trials: Infomap restarts (the best is kept).
     """
 
-    def __init__(self, k: int = 20, threshold: float | str = "auto", knn_method: str = "flat", device: str = "cpu",
+    def __init__(self, k: int | str = "auto", threshold: float | str = "auto", knn_method: str = "flat", device: str = "cpu",
                  seed: int = 0, trials: int = 1):
         self.k = k
         self.threshold = threshold
@@ -70,14 +77,28 @@ class InfomapClusterer(BaseClusterer):
         self.trials = trials
 
     def fit(self, X, y=None, knn=None) -> "InfomapClusterer":
-        k = check_k(self.k, 10**12, name="k")
+        auto_k = isinstance(self.k, str)
+        if auto_k and self.k != "auto":
+            raise ClustergError(f"k: expected an integer or 'auto', got {self.k!r}")
+        if auto_k:  # the largest k it may pick; the graph's own k is chosen once the scale is known
+            k = min(RULE_K, int(np.shape(X)[0]) if np.ndim(X) == 2 else RULE_K)
+            if knn is not None and np.ndim(knn[0]) == 2:
+                k = max(1, min(k, int(np.shape(knn[0])[1])))
+        else:
+            k = check_k(self.k, 10**12, name="k")
         k_search = k
-        if is_auto(self.threshold):
+        if is_auto(self.threshold) or auto_k:
             # the rule reads its identity-size share off an 80-NN list (as it was fitted), whatever k the graph uses
             k_search = max(k, min(RULE_K, int(np.shape(X)[0]) if np.ndim(X) == 2 else k))
             if knn is not None:
                 k_search = max(k, min(k_search, int(np.shape(knn[0])[1])))
         x, nbrs, sims = features_and_knn(X, k_search, knn, self.knn_method, self.device, self.seed)
+        if auto_k:
+            from ..linkage.auto_threshold import geometry_weight, similarity_scale
+            w = geometry_weight(*similarity_scale(x, sims, seed=self.seed)) if len(x) >= 3 and sims.shape[1] >= 2 else 0.0
+            k = min(AUTO_K["spread" if w >= 0.5 else "compact"], sims.shape[1])
+            logger.info("infomap: k=%d neighbours (%s embeddings)", k, "spread" if w >= 0.5 else "compact")
+        self.k_ = k
         t = self.threshold_ = resolve_threshold(self.threshold, x, sims, "infomap", "infomap", self.seed)
         nbrs, sims = nbrs[:, :k], sims[:, :k]
         n = len(x)

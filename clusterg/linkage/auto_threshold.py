@@ -15,10 +15,19 @@ share ``f`` of kNN edges above a reference level ``m_far + a_f * (m_near - m_far
 how many of a point's neighbours are its own identity, and the final cut is
 ``m_far + (a + c * log10(N) - b * f) * (m_near - m_far)``. The ``log10(N)`` term is for
 connected components, which chain more the more points there are (``c = 0`` for Infomap);
-``log10(N)`` is held within [2, 4], about the range it was fitted on. ``a``, ``b``, ``c`` per
-linkage were fitted on CelebA ``train`` identities held aside from training and on synthetic
-sets with median identity sizes of about 5, 50 and 500 (``docs/defaults.rst`` gives the
-protocol and the results on every regime).
+``log10(N)`` is held within [2, 4], about the range it was fitted on.
+
+Two geometries need different constants. *Compact* embeddings (dlib faces: random pairs near
+0.83, first neighbours near 0.97, a gap of about 0.13) have near-uniform kNN similarities, and the
+cut must sit close to the first-neighbour level. *Spread* embeddings (sentence encoders, ArcFace:
+random pairs near 0, a gap of 0.6-0.75) have informative edge weights and want a cut nearer the
+middle. :data:`RULES` holds the compact constants, :data:`SPREAD_RULES` the spread ones; the
+constants used are blended linearly by the gap, from compact at a gap of 0.2 or less to spread
+at 0.5 or more (the range between was not fitted on). ``a``, ``b``, ``c`` per linkage were
+fitted on CelebA ``train`` identities held aside from training and on synthetic sets with median
+identity sizes of about 5, 50 and 500 (compact), and on 16 synthetic 384-d spread sets with median
+identity sizes of 5 to 300 (``docs/defaults.rst`` gives the protocol and the results on every
+regime).
 """
 from __future__ import annotations
 
@@ -29,7 +38,8 @@ import numpy as np
 
 from .._validate import ClustergError
 
-__all__ = ["AutoThreshold", "auto_threshold", "similarity_scale", "RULES", "warn_if_degenerate_threshold"]
+__all__ = ["AutoThreshold", "auto_threshold", "similarity_scale", "RULES", "SPREAD_RULES", "geometry_weight",
+           "warn_if_degenerate_threshold"]
 
 logger = logging.getLogger("clusterg.linkage")
 
@@ -43,6 +53,18 @@ RULES: dict[str, tuple[float, float, float, float]] = {
     "embedding-infomap": (0.90, 0.14, 0.0, 0.90),
 }
 
+#: the same for spread embeddings (gap >= 0.5), fitted on synthetic 384-d sets
+#: (``benchmarks/fit_spread_rules.py``, results in ``docs/benchmarks/spread_fit.json``; Infomap
+#: at the 80 neighbours ``k="auto"`` takes there); ``c`` of "cc" kept from the compact fit
+SPREAD_RULES: dict[str, tuple[float, float, float, float]] = {
+    "infomap": (0.63, 0.5, 0.0, 0.87),
+    "cc": (0.32, 0.0, 0.115, 0.87),
+    "hac": (0.53, 0.35, 0.0, 0.85),
+    "embedding-infomap": (0.90, 0.14, 0.0, 0.90),  # refined face embeddings only: no spread fit
+}
+
+_GAP_COMPACT, _GAP_SPREAD = 0.2, 0.5
+
 _N_PAIRS = 20_000  # the median of 20,000 pairs is within ~0.001 of the population's
 
 
@@ -55,11 +77,20 @@ class AutoThreshold:
     m_near: float
     share: float
     rule: str
+    spread: float = 0.0  #: weight of :data:`SPREAD_RULES` in the constants (0 compact, 1 spread)
 
     def describe(self) -> str:
         return (f"threshold {self.threshold:.4f} chosen from the data ({self.rule} rule: random-pair median "
                 f"{self.m_far:.3f}, first-neighbour median {self.m_near:.3f}, share of kNN edges in identity "
-                f"range {self.share:.2f})")
+                f"range {self.share:.2f}, {'spread' if self.spread >= 0.5 else 'compact'} geometry)")
+
+
+def geometry_weight(m_far: float, m_near: float) -> float:
+    """Weight in [0, 1] of the spread constants for a similarity gap ``m_near - m_far``."""
+    gap = float(m_near) - float(m_far)
+    if not np.isfinite(gap):
+        return 0.0
+    return float(np.clip((gap - _GAP_COMPACT) / (_GAP_SPREAD - _GAP_COMPACT), 0.0, 1.0))
 
 
 def similarity_scale(x: np.ndarray, sims: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -102,7 +133,6 @@ def auto_threshold(x: np.ndarray, sims: np.ndarray, rule: str = "infomap", seed:
     """
     if rule not in RULES:
         raise ClustergError(f"unknown threshold rule {rule!r}; choose one of {', '.join(RULES)}")
-    a, b, c, a_f = RULES[rule]
     n = len(x)
     if n < 3 or np.shape(sims)[1] < 2:
         # nothing to estimate a scale from: link only near-duplicates
@@ -115,12 +145,14 @@ def auto_threshold(x: np.ndarray, sims: np.ndarray, rule: str = "infomap", seed:
         logger.warning("first neighbours are no more similar than random pairs (median %.3f vs %.3f): "
                        "the data shows no cluster structure", m_near, m_far)
         return AutoThreshold(t, m_far, m_near, 0.0, rule)
+    w = geometry_weight(m_far, m_near)
+    a, b, c, a_f = (float((1 - w) * p + w * q) for p, q in zip(RULES[rule], SPREAD_RULES[rule]))
     # the log10(N) term was fitted on 150 to 9,000 points: held at its 10,000-point value beyond, so that
     # millions of points do not push the cut up to the first-neighbour median (all singletons)
     a = a + c * float(np.clip(np.log10(n), 2.0, 4.0))
     share = float((np.asarray(sims)[:, 1:] > m_far + a_f * gap).mean())
     t = float(m_far + float(np.clip(a - b * share, 0.0, 0.995)) * gap)
-    return AutoThreshold(float(np.clip(t, -1.0, 0.999)), m_far, m_near, share, rule)
+    return AutoThreshold(float(np.clip(t, -1.0, 0.999)), m_far, m_near, share, rule, w)
 
 
 def warn_if_degenerate_threshold(sims: np.ndarray, threshold: float, method: str) -> None:
