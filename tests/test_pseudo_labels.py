@@ -136,3 +136,19 @@ def test_cli_errors(tmp_path, capsys):
     assert not (tmp_path / "o.meta").exists()
     assert main(["-q", "pseudo-labels", str(tmp_path / "x.npy"), "-o", str(tmp_path / "o.meta"), "--k1", "10"]) == 0
     assert len(read_meta(tmp_path / "o.meta")) == 200
+
+
+def test_spcl_faces_eps_is_the_recorded_choice_and_the_docs_table_matches():
+    """spcl-faces' eps is what benchmarks/pseudo_label_eps.py chose on held-aside train identities."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from clusterg.cluster.pseudo_labels import PSEUDO_LABEL_PRESETS
+    repo = Path(__file__).resolve().parents[1]
+    res = json.loads((repo / "docs" / "benchmarks" / "pseudo_label_eps.json").read_text())
+    assert PSEUDO_LABEL_PRESETS["spcl-faces"]["eps"] == res["chosen_eps"]
+    assert "train" in res["tune_set"] and "dev" in res["check_set"]
+    sys.path.insert(0, str(repo / "benchmarks"))
+    from pseudo_label_eps import render_table
+    assert (repo / "docs" / "benchmarks" / "pseudo_label_eps_table.rst.inc").read_text() == render_table(res)

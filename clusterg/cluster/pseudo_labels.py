@@ -44,8 +44,8 @@ PSEUDO_LABEL_METHODS = ("dbscan-jaccard", "infomap")
 
 #: Named defaults: SpCL and Cluster-Contrast (DBSCAN on the k-reciprocal Jaccard distance, their re-ID
 #: values), Cluster-Contrast's Infomap variant (faiss kNN graph, k 15, min_sim 0.5, clusters of <= 4 are
-#: outliers), and ``spcl-faces``: SpCL's pipeline with eps 0.4, chosen on CelebA dev (dlib face features,
-#: identities of median size 6), where eps 0.6 merges identities (see docs/reid.rst).
+#: outliers), and ``spcl-faces``: SpCL's pipeline with eps 0.4 for dlib face features, chosen on held-aside
+#: CelebA train identities (benchmarks/pseudo_label_eps.py), where eps 0.6 merges identities (docs/reid.rst).
 PSEUDO_LABEL_PRESETS: dict[str, dict] = {
     "spcl": {"method": "dbscan-jaccard", "k1": 30, "k2": 6, "eps": 0.6, "min_samples": 4},
     "spcl-faces": {"method": "dbscan-jaccard", "k1": 30, "k2": 6, "eps": 0.4, "min_samples": 4},
