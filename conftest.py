@@ -3,8 +3,11 @@
 ``CLUSTERG_REQUIRE_DATA=1`` (set by ``.ci/run``) turns every skip into a failure that names what is missing:
 the real data, a shipped checkpoint, an installed extra (dlib, infomap, sphinx). A skip that is by design in
 some configurations (a benchmark size, a feature dimension) gives a reason starting with ``"not applicable"``
-and stays a skip.
+and stays a skip. Before any test runs, the session stops (exit status 4) with one message listing every
+missing data folder (:data:`REQUIRED_DATA`), shipped checkpoint and test module, rather than failing test
+after test on the same missing folder.
 """
+import importlib.util
 import os
 from pathlib import Path
 
@@ -19,6 +22,17 @@ NOT_APPLICABLE = "not applicable"  # skip reasons starting so stay skips under C
 #: skips a library raises by design in some configurations (scikit-learn's array-API check needs
 #: SCIPY_ARRAY_API=1, an opt-in of SciPy that clusterg does not use): they stay skips too
 THIRD_PARTY_SKIPS = ("SCIPY_ARRAY_API is not set",)
+
+
+#: the folders of ``$CLUSTERG_DATA`` (or ``../shared/data``) that tests and benchmarks read
+REQUIRED_DATA = ("celeba", "celeba6k", "pins14", "orl", "yale", "umist", "face-images")
+#: the checkpoints clusterg ships (``clusterg/weights``)
+REQUIRED_WEIGHTS = ("gcn_v_dlib128.pt", "gcn_e_dlib128.pt", "ada_nets_dlib128.pt")
+#: modules of the ``test`` extra that whole test files need (import name: what installs it)
+REQUIRED_MODULES = {"dlib": "dlib-bin", "face_recognition_models": "face_recognition_models",
+                    "infomap": "infomap", "sphinx": "sphinx", "pytest_benchmark": "pytest-benchmark",
+                    "hypothesis": "hypothesis", "matplotlib": "matplotlib", "PIL": "Pillow",
+                    "torch_geometric": "torch-geometric"}
 
 
 def data_required() -> bool:
@@ -56,6 +70,31 @@ def pytest_report_header(config):
     root = _data_path()
     return (f"clusterg real data: {root} ({'found' if root.is_dir() else 'MISSING'}); "
             f"{REQUIRE_DATA}={'1: skips fail' if data_required() else 'unset: missing data skips'}")
+
+
+def missing_requirements() -> list[str]:
+    """What the ``CLUSTERG_REQUIRE_DATA=1`` run needs and does not find: one line each."""
+    root = _data_path()
+    src = f"$CLUSTERG_DATA={os.environ['CLUSTERG_DATA']}" if os.environ.get("CLUSTERG_DATA") else "../shared/data"
+    if not root.is_dir():
+        missing = [f"real data folder {root} ({src}) is absent: needs {', '.join(REQUIRED_DATA)}"]
+    else:
+        missing = [f"real data set {root / name} ({src}/{name})" for name in REQUIRED_DATA
+                   if not (root / name).is_dir()]
+    weights = REPO / "clusterg" / "weights"
+    missing += [f"shipped checkpoint {weights / w}" for w in REQUIRED_WEIGHTS if not (weights / w).is_file()]
+    missing += [f"module {mod} (pip install {pkg}, or pip install -e \".[test]\")"
+                for mod, pkg in REQUIRED_MODULES.items() if importlib.util.find_spec(mod) is None]
+    return missing
+
+
+def pytest_sessionstart(session):
+    if not data_required():
+        return
+    missing = missing_requirements()
+    if missing:
+        pytest.exit(f"{REQUIRE_DATA}=1 but these are missing:\n  " + "\n  ".join(missing) +
+                    f"\n(unset {REQUIRE_DATA} to run with them skipped)", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def pytest_configure(config):

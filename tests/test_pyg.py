@@ -80,36 +80,75 @@ def test_from_pretrained_modules_and_settings():
             "nn/_pretrained.py", "weights/gcn_v_dlib128.pt"))
 
 
+def _raw(shared_set, name="celeba6k"):
+    x, _ = shared_set(name, "all")
+    return np.array(x)  # raw features (not unit-norm): every path normalises them the same way
+
+
 def test_gcn_v_from_pretrained_reproduces_the_clusterer_on_celeba6k(shared_set):
+    """GCNV.from_pretrained() on its graph_transform() gives the clusterer's confidences, hidden features
+    and clusters bit for bit (one graph builder and one sparse product serve both paths)."""
     from clusterg.cluster import GCNVClusterer
     from clusterg.linkage.tree_deduction import nearest_higher, parents_to_labels
-    x, _ = shared_set("celeba6k", "all")
+    x = _raw(shared_set)
     est = GCNVClusterer().fit(x)
     model = GCNV.from_pretrained()
-    data = model.graph_transform()(Data(x=torch.from_numpy(x / np.linalg.norm(x, axis=1, keepdims=True))))
+    data = model.graph_transform()(Data(x=torch.from_numpy(x)))
     with torch.no_grad():
         conf, _ = model(data.x, data.edge_index, data.edge_weight)
-    assert np.allclose(conf.numpy(), est.confidence_, atol=1e-5)
+    assert np.array_equal(conf.numpy(), est.confidence_)
     assert model.config["passes"] == 1
     parent, psim = nearest_higher(data.knn_nbrs.numpy(), data.knn_sims.numpy(), conf.numpy())
-    labels = parents_to_labels(parent, psim, model.config["tau_0"])
-    assert (labels == est.labels_).all()
+    assert np.array_equal(parents_to_labels(parent, psim, model.config["tau_0"]), est.labels_)
+    assert len(np.unique(est.labels_)) > 100  # a real clustering, not a trivial one
 
 
-def test_ada_gcn_from_pretrained_reproduces_the_embeddings_on_celeba6k(shared_set):
+def test_gcn_e_from_pretrained_reproduces_the_clusterer_on_celeba6k(shared_set):
+    from clusterg.cluster import GCNVEClusterer
+    from clusterg.linkage.tree_deduction import parents_to_labels
+    from clusterg.models.gcn_e import candidate_knn, edge_features, gcn_e_parents
+    x = _raw(shared_set)
+    est = GCNVEClusterer().fit(x)
+    v, e = GCNE.from_pretrained(with_gcn_v=True)
+    cfg = e.config
+    data = v.graph_transform()(Data(x=torch.from_numpy(x)))
+    with torch.no_grad():
+        conf, hidden = v(data.x, data.edge_index, data.edge_weight)
+    assert np.array_equal(conf.numpy(), est.confidence_)
+    feat = edge_features(data.x.numpy(), hidden, cfg["feature"])
+    en, es = candidate_knn(data.x.numpy(), feat, cfg["feature"], cfg["k"], data.knn_nbrs.numpy(),
+                           data.knn_sims.numpy())
+    parent, score = gcn_e_parents(e, feat, en, es, conf.numpy(), cfg["ignore_ratio"], rule=cfg["rule"],
+                                  alpha=cfg["alpha"], p_min=cfg["p_min"], p_high=cfg["p_high"], beta=cfg["beta"])
+    assert np.array_equal(parent, est.parent_all_) and np.array_equal(score, est.psim_all_)
+    assert np.array_equal(parents_to_labels(parent, score, cfg["tau"]), est.labels_)
+
+
+def test_ada_nets_modules_reproduce_the_clusterer_on_celeba6k(shared_set):
+    """AdaGCN.from_pretrained() on the packaged pipeline's graph (the k_graph-NN) and, with graph='and',
+    AND.from_pretrained() + AdaptiveGraph give the clusterer's k_hat and embeddings bit for bit."""
     from clusterg.cluster import AdaNetsClusterer
-    x, _ = shared_set("celeba6k", "all")
-    est = AdaNetsClusterer().fit(x)
-    model = AdaGCN.from_pretrained()
-    cfg = model.config
+    x = _raw(shared_set)
+    gcn, and_model = AdaGCN.from_pretrained(), AND.from_pretrained()
+    cfg = gcn.config
     assert cfg["graph"] == "knn"
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-    data = GCNGraph(k=cfg["k"])(Data(x=torch.from_numpy(xn)))  # kNN lists, self first
+    est = AdaNetsClusterer().fit(x)
+    data = GCNGraph(k=80)(Data(x=torch.from_numpy(x)))  # the clusterer's k=80 lists, self first
     data.ss_nbrs, data.ss_sims = data.knn_nbrs, torch.ones_like(data.knn_sims)  # plain kNN graph, topology only
     data = AdaptiveGraph(k=cfg["k_graph"])(data)
     with torch.no_grad():
-        z = model(data.x, data.edge_index)
-    assert np.allclose(z.numpy(), est.embeddings_, atol=1e-4)
+        z = gcn(data.x, data.edge_index)
+    assert np.array_equal(z.numpy(), est.embeddings_)
+
+    est = AdaNetsClusterer(graph="and").fit(x)
+    data = StructureSpace(k=cfg["k"], lam=cfg["lam"])(GCNGraph(k=80)(Data(x=torch.from_numpy(x))))
+    data.k_hat = torch.from_numpy(and_model.predict_k(data.x, data.ss_nbrs, data.ss_sims, data.ss_cos))
+    assert np.array_equal(data.k_hat.numpy(), est.k_hat_) and len(np.unique(est.k_hat_)) > 1
+    data.ss_sims = torch.ones_like(data.ss_sims)  # the encoder reads the topology only
+    data = AdaptiveGraph()(data)
+    with torch.no_grad():
+        z = gcn(data.x, data.edge_index)
+    assert np.array_equal(z.numpy(), est.embeddings_)
 
 
 def test_pyg_tutorial_pretrained_block_runs():
@@ -142,3 +181,34 @@ def test_gcn_e_and_and_from_pretrained_hold_the_clusterers_weights():
     for mine, theirs in ((AND.from_pretrained(), and_used), (AdaGCN.from_pretrained(), gcn_used)):
         a, b = mine.state_dict(), theirs.state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_module_and_clusterer_paths_agree_bit_for_bit_on_synthetic_faces():
+    """Without the real data too: GCNGraph + GCNV equals the clusterer's gcn_v_graph + predict_gcn_v, and
+    AdaGCN.forward equals the clusterer's embed on the same mean graph (torch.equal, any edge order)."""
+    from clusterg.cluster._common import features_and_knn
+    from clusterg.data.synth import synth_ms1m
+    from clusterg.models.ada_nets import embed, mean_adjacency
+    from clusterg.models.gcn_v import gcn_v_graph, predict_gcn_v
+    x, _ = synth_ms1m(700, dim=128, seed=3)
+    x = (x * 1.4).astype(np.float32)  # not unit-norm, as raw dlib vectors are
+    v = GCNV.from_pretrained()
+    data = v.graph_transform()(Data(x=torch.from_numpy(x)))
+    assert torch.allclose(data.x.norm(dim=1), torch.ones(len(x)), atol=1e-5)  # normalised as the clusterers do
+    xn, nb, si = features_and_knn(x, v.config["k"])
+    assert np.array_equal(data.x.numpy(), xn) and np.array_equal(data.knn_nbrs.numpy(), nb)
+    _, _, agg = gcn_v_graph(xn, nb.shape[1], v.config["th_sim"], knn=(nb, si))
+    conf_c, hid_c = predict_gcn_v(v, xn, agg)
+    perm = torch.randperm(data.edge_index.shape[1], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        conf_m, hid_m = v(data.x, data.edge_index[:, perm], data.edge_weight[perm])  # shuffled edges
+    assert np.array_equal(conf_m.numpy(), conf_c) and torch.equal(hid_m, hid_c)
+
+    g = AdaGCN.from_pretrained()
+    adj = mean_adjacency(nb, 5)
+    coo = adj.tocoo()
+    ei = torch.from_numpy(np.stack([coo.col, coo.row]).astype(np.int64))
+    with torch.no_grad():
+        z_m = g(torch.from_numpy(xn), ei[:, torch.randperm(ei.shape[1])])
+    assert np.array_equal(z_m.numpy(), embed(g, xn, adj))
+    assert not torch.equal(GCNGraph(k=5, normalize=False)(Data(x=torch.from_numpy(x))).x, data.x)

@@ -105,6 +105,23 @@ def _threshold_arg(text: str):
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
+def _engine_params(args) -> dict:
+    """``--engine ray [--address ADDR] [--shards S]`` as estimator parameters; connects to Ray at once."""
+    engine = getattr(args, "engine", "local")
+    if engine != "ray":
+        if args.address is not None or args.shards is not None:
+            raise ClustergError("--address and --shards need --engine ray")
+        return {}
+    from ..cluster import CLUSTERERS, get_clusterer_class
+    if "engine" not in get_clusterer_class(args.method)._param_names():
+        takes = [m for m in CLUSTERERS if "engine" in get_clusterer_class(m)._param_names()]
+        raise ClustergError(f"--engine ray: method {args.method!r} runs on one machine only; "
+                            f"methods that run on Ray: {', '.join(takes)}")
+    from ..distributed.engine import get_engine
+    get_engine(args.address, args.shards)
+    return {"engine": "ray", "address": args.address, "shards": args.shards}
+
+
 def cmd_cluster(args) -> int:
     from ..cluster import make_clusterer
     from ..data.io import read_meta, write_meta
@@ -112,6 +129,7 @@ def cmd_cluster(args) -> int:
     from ..metrics import evaluate
     refuse_same_file(args.output, args.features, args.knn, args.labels)
     _check_device(args)
+    dist = _engine_params(args)  # an unreachable --address fails here, before the features are read
     x = _features(args)
     gt = read_meta(args.labels) if args.labels else None
     if gt is not None and len(gt) != len(x):
@@ -122,6 +140,7 @@ def cmd_cluster(args) -> int:
     knn = load_knn(args.knn, n=len(x)) if args.knn else None
     params = dict(k=args.k, threshold=args.threshold, checkpoint=args.checkpoint, seed=args.seed,
                   knn_method=args.knn_method, n_clusters=args.n_clusters, device=args.device, linkage=args.linkage)
+    params.update(dist)
     model = make_clusterer(args.method, **{k: v for k, v in params.items() if v is not None})
     t0 = time.perf_counter()
     labels = model.fit_predict(x, knn=knn)
@@ -213,6 +232,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--knn-method", choices=["flat", "ivf", "hnsw", "ivf-gemm"], default=None)
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default) or ray: kNN, GCN-V inference and linkage on Ray "
+                        '(pip install "clusterg[ray]"; knn-cc, gcn-v, ada-nets, auto)')
+    p.add_argument("--address", default=None, help="Ray cluster for --engine ray: HOST:PORT, ray://HOST:PORT "
+                                                    "or auto (default: start a local Ray)")
+    p.add_argument("--shards", type=int, default=None, help="row shards for --engine ray (default: Ray's CPUs)")
     p.add_argument("--labels", default=None, help="ground-truth .meta: report the metrics too")
     p.add_argument("-o", "--output", required=True, help="output .meta (one cluster id a line)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

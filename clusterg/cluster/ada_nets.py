@@ -55,6 +55,12 @@ class AdaNetsClusterer(BaseClusterer):
         graph: GCN input graph, 'and' (adaptive) or 'knn'; None = checkpoint's choice.
         knn_method, device: kNN search backend (see :func:`clusterg.knn.knn_search`).
         seed: seeds Infomap.
+        engine: ``"local"`` (default) or ``"ray"``: run the kNN searches (the input kNN and the final
+            kNN on the refined embeddings; the encoder and the Infomap linkage stay on this machine) on
+            Ray (:mod:`clusterg.distributed`, ``pip install "clusterg[ray]"``); labels are identical with
+            exact kNN.
+        address: Ray cluster address for ``engine="ray"`` (None: a local Ray; ``"HOST:PORT"``; ``"auto"``).
+        shards: row shards for ``engine="ray"`` (default: the cluster's CPUs).
         raw_min_sim: edges of the final graph whose cosine similarity between the *input*
             features is below it are cut, a guard against the encoder merging points that
             are far apart in the input space (e.g. a handful of unrelated vectors, whose
@@ -72,7 +78,11 @@ class AdaNetsClusterer(BaseClusterer):
     def __init__(self, checkpoint: str | os.PathLike | None = None, k: int = 80, threshold: float | None = None,
                  linkage: str | None = None, min_sim: float | None = None, graph: str | None = None,
                  knn_method: str = "flat", device: str = "cpu", seed: int = 0, raw_min_sim: float | None = None,
-                 k_final: int | None = None):
+                 k_final: int | None = None, engine: str = "local", address: str | None = None,
+                 shards: int | None = None):
+        self.engine = engine
+        self.address = address
+        self.shards = shards
         self.raw_min_sim = raw_min_sim
         self.k_final = k_final
         self.checkpoint = checkpoint
@@ -101,7 +111,9 @@ class AdaNetsClusterer(BaseClusterer):
             raise ClustergError(f"linkage must be 'cc', 'infomap' or None, got {self.linkage!r}")
         if self.graph not in (None, "and", "knn"):
             raise ClustergError(f"graph must be 'and', 'knn' or None, got {self.graph!r}")
-        x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed)
+        from ._common import ray_engine
+        eng = ray_engine(self.engine, self.address, self.shards)
+        x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed, engine=eng)
         n = len(x)
         and_model, gcn, cfg = self._load(x.shape[1])
         if self.graph is not None:
@@ -130,7 +142,12 @@ class AdaNetsClusterer(BaseClusterer):
         with torch.inference_mode():
             z, extras = refine(x, nbrs, sims, and_model, gcn, cfg)
         kf = min(int(kf_req), n)
-        nb, si = knn_search(z, kf, method=self.knn_method, device=self.device, seed=self.seed, normalize=False)
+        if eng is not None:
+            from ..distributed.knn import ray_knn_search
+            nb, si = ray_knn_search(z, kf, method=self.knn_method, device=self.device, seed=self.seed,
+                                    normalize=False, engine=eng)
+        else:
+            nb, si = knn_search(z, kf, method=self.knn_method, device=self.device, seed=self.seed, normalize=False)
         guard = self.raw_min_sim if self.raw_min_sim is not None else cfg.get(
             "raw_min_sim", _PACKAGED_RAW_MIN_SIM.get(x.shape[1]) if self.checkpoint is None else None)
         if guard is not None:

@@ -28,20 +28,27 @@ class AutoClusterer(BaseClusterer):
       :class:`~clusterg.cluster.AdaNetsClusterer` at its defaults: refined embeddings, an
       80-NN graph on them, Infomap with the edge cut chosen from the embeddings.
     - Any other features (other embedders, text, re-ID): :class:`~clusterg.cluster.InfomapClusterer`
-      on the 20-NN cosine graph with the edge cut chosen from the data
+      on the cosine kNN graph, k (20 for compact embeddings such as dlib faces, 80 for spread ones
+      such as text or ArcFace) and edge cut chosen from the data
       (:func:`clusterg.linkage.auto_threshold`).
 
     Args:
         checkpoint: Ada-NETS checkpoint for features the packaged weights do not cover.
         threshold: None/``"auto"`` (default) or a number, passed to the chosen method.
         knn_method, device, seed: kNN search backend and seed.
+        engine, address, shards: ``engine="ray"`` runs the chosen method's kNN searches on Ray
+            (:mod:`clusterg.distributed`; Ada-NETS: both kNN stages; Infomap, single-node by nature, only its kNN).
 
     After ``fit``: ``labels_``, ``method_`` (the method that ran: ``"ada-nets"`` or
     ``"infomap"``), ``estimator_`` (the fitted estimator), ``threshold_``.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, threshold: float | str | None = None,
-                 knn_method: str = "flat", device: str = "cpu", seed: int = 0):
+                 knn_method: str = "flat", device: str = "cpu", seed: int = 0, engine: str = "local",
+                 address: str | None = None, shards: int | None = None):
+        self.engine = engine
+        self.address = address
+        self.shards = shards
         self.checkpoint = checkpoint
         self.threshold = threshold
         self.knn_method = knn_method
@@ -60,9 +67,10 @@ class AutoClusterer(BaseClusterer):
         from .infomap import InfomapClusterer
         dim = int(np.shape(X)[1]) if np.ndim(X) == 2 else -1
         method = self._choose(dim) if dim > 0 else "infomap"
+        dist = dict(engine=self.engine, address=self.address, shards=self.shards)
         if method == "ada-nets":
             est = AdaNetsClusterer(checkpoint=self.checkpoint, threshold=self.threshold, knn_method=self.knn_method,
-                                   device=self.device, seed=self.seed)
+                                   device=self.device, seed=self.seed, **dist)
             why = "a checkpoint was given" if self.checkpoint is not None else \
                 f"packaged Ada-NETS weights exist for {dim}-d features"
         else:
@@ -70,6 +78,15 @@ class AutoClusterer(BaseClusterer):
                                    knn_method=self.knn_method, device=self.device, seed=self.seed)
             why = f"no learned weights for {dim}-d features" if dim > 0 else "input to be validated"
         logger.info("auto: running %s (%s)", method, why)
+        if method == "infomap" and knn is None:
+            from ._common import ray_engine
+            eng = ray_engine(self.engine, self.address, self.shards)
+            if eng is not None:  # Infomap is single-node: only its kNN graph is built on Ray
+                from ._common import features_and_knn
+                from .infomap import RULE_K
+                k_ray = min(RULE_K, int(np.shape(X)[0])) if est.k == "auto" else est.k
+                _, nb, sm = features_and_knn(X, k_ray, None, self.knn_method, self.device, self.seed, engine=eng)
+                knn = (nb, sm)
         est.fit(X, knn=knn)
         self.estimator_ = est
         self.method_ = method

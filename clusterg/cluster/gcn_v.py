@@ -22,7 +22,7 @@ import torch
 from .._validate import ClustergError, check_threshold
 from ..linkage.tree_deduction import nearest_higher, parents_to_labels
 from ..models.checkpoint import packaged_weights
-from ._common import features_and_knn
+from ._common import features_and_knn, ray_engine
 from .base import BaseClusterer
 
 __all__ = ["GCNVClusterer", "GCNVEClusterer", "PACKAGED_GCN_V", "PACKAGED_GCN_E"]
@@ -64,6 +64,10 @@ class GCNVClusterer(BaseClusterer):
             paper does (default: whichever won on the checkpoint's validation identities).
         checkpoint: GCN-V checkpoint; default the packaged dlib-128 weights for 128-d input.
         knn_method, device, seed: kNN search settings (see :func:`clusterg.knn.knn_search`).
+        engine: ``"local"`` (default) or ``"ray"``: run the kNN search, GCN-V inference (per node shard
+            with its 1-hop halo) and the linkage on Ray (:mod:`clusterg.distributed`, ``pip install "clusterg[ray]"``); labels are identical with exact kNN.
+        address: Ray cluster address for ``engine="ray"`` (None: a local Ray; ``"HOST:PORT"``; ``"auto"``).
+        shards: row shards for ``engine="ray"`` (default: the cluster's CPUs).
 
     Attributes:
         ``labels_`` (N,) int64; ``confidence_`` (N,) float32; ``parent_`` (N,) int64 (-1 for peaks);
@@ -74,7 +78,10 @@ class GCNVClusterer(BaseClusterer):
 
     def __init__(self, k: int | None = None, threshold: float | None = None, tau_0: float | None = None,
                  passes: int | None = None, checkpoint=None, knn_method: str = "flat", device: str = "cpu",
-                 seed: int = 0):
+                 seed: int = 0, engine: str = "local", address: str | None = None, shards: int | None = None):
+        self.engine = engine
+        self.address = address
+        self.shards = shards
         self.k = k
         self.threshold = threshold
         self.tau_0 = tau_0
@@ -97,10 +104,19 @@ class GCNVClusterer(BaseClusterer):
             raise ClustergError(f"features: expected shape (N, D), got shape {tuple(np.shape(x))}")
         model, config, _ = self._load(dim)
         k = config["k"] if self.k is None else self.k
-        x, nbrs, sims = features_and_knn(X, k, knn, self.knn_method, self.device, self.seed)
+        eng = self._engine = ray_engine(getattr(self, "engine", "local"), getattr(self, "address", None),
+                                        getattr(self, "shards", None))
+        x, nbrs, sims = features_and_knn(X, k, knn, self.knn_method, self.device, self.seed, engine=eng)
         if len(x) < 2:
             return x, None, None, nbrs, sims, config
         torch.manual_seed(self.seed)
+        if eng is not None:
+            from ..distributed.gcn_v import ray_gcn_v_confidence
+            passes = config.get("passes", 2) if getattr(self, "passes", None) is None else self.passes
+            need_hidden = type(self) is not GCNVClusterer or int(passes) == 2
+            conf, hidden = ray_gcn_v_confidence(model, x, nbrs, sims, config.get("th_sim", 0.0), engine=eng,
+                                                return_hidden=need_hidden)
+            return x, conf, None if hidden is None else torch.from_numpy(hidden), nbrs, sims, config
         nbrs, sims, agg = gcn_v_graph(x, nbrs.shape[1], config.get("th_sim", 0.0), knn=(nbrs, sims))
         conf, hidden = predict_gcn_v(model, x, agg)
         return x, conf, hidden, nbrs, sims, config
@@ -116,16 +132,35 @@ class GCNVClusterer(BaseClusterer):
         if passes not in (1, 2):
             raise ClustergError(f"passes must be 1 or 2, got {passes}")
         tau_0 = check_threshold(config["tau_0"] if self.tau_0 is None else self.tau_0, "tau_0")
-        parent, psim = nearest_higher(nbrs, sims, conf)
-        self.labels_pass1_ = parents_to_labels(parent, psim, tau_0)
+        eng = self._engine
+        if eng is not None:  # per-shard parents and a global union-find on Ray (clusterg.distributed)
+            from ..distributed.gcn_v import ray_nearest_higher
+            from ..distributed.knn import ray_knn_search
+            from ..distributed.linkage import ray_parent_components
+
+            def higher(nb, sm):
+                return ray_nearest_higher(nb, sm, conf, engine=eng)
+
+            def link(p, ps, t):
+                return ray_parent_components(p, ps, t, engine=eng)
+
+            def knn2(f, k):
+                return ray_knn_search(f, k, method=self.knn_method, seed=self.seed, normalize=True, engine=eng)
+        else:
+            higher, link = (lambda nb, sm: nearest_higher(nb, sm, conf)), parents_to_labels
+
+            def knn2(f, k):
+                return _knn(f, k, self.knn_method, self.seed)
+        parent, psim = higher(nbrs, sims)
+        self.labels_pass1_ = link(parent, psim, tau_0)
         if passes == 2:
-            n2, s2 = _knn(gcn_features(hidden), nbrs.shape[1], self.knn_method, self.seed)
-            parent, psim = nearest_higher(n2, s2, conf)
+            n2, s2 = knn2(gcn_features(hidden), nbrs.shape[1])
+            parent, psim = higher(n2, s2)
             tau = check_threshold(config["tau"] if self.threshold is None else self.threshold, "threshold")
-            self.labels_ = parents_to_labels(parent, psim, tau)
+            self.labels_ = link(parent, psim, tau)
         else:
             tau = check_threshold(tau_0 if self.threshold is None else self.threshold, "threshold")
-            self.labels_ = parents_to_labels(parent, psim, tau)
+            self.labels_ = link(parent, psim, tau)
         self.confidence_ = conf.astype(np.float32)
         self.parent_ = np.where(psim > tau, parent, -1).astype(np.int64)
         self.parent_all_, self.psim_all_, self.threshold_ = parent, psim, float(tau)
@@ -184,8 +219,7 @@ class GCNVEClusterer(GCNVClusterer):
         return v, config["gcn_v"], blob
 
     def fit(self, X, y=None, knn=None) -> "GCNVEClusterer":
-        from ..models.gcn_e import edge_features, gcn_e_parents, knn_space
-        from ..models.gcn_v import _knn
+        from ..models.gcn_e import candidate_knn, edge_features, gcn_e_parents, knn_space
         if isinstance(self.batch_graphs, bool) or not isinstance(self.batch_graphs, (int, np.integer)) \
                 or self.batch_graphs < 1:
             raise ClustergError(f"batch_graphs must be a positive integer, got {self.batch_graphs!r}")
@@ -203,15 +237,10 @@ class GCNVEClusterer(GCNVClusterer):
             raise ClustergError(f"k_e must be an integer >= 2, got {k_e!r}")
         k_e = min(int(k_e), n)
         feat = edge_features(x, hidden, cfg["feature"])
-        if knn_space(cfg["feature"]) == "raw":
-            if knn is not None and np.shape(knn[0])[1] >= k_e:
-                _, en, es = features_and_knn(x, k_e, knn)
-            elif k_e <= nbrs.shape[1]:
-                en, es = nbrs[:, :k_e], sims[:, :k_e]
-            else:
-                en, es = _knn(x, k_e, self.knn_method, self.seed)
-        else:
-            en, es = _knn(feat, k_e, self.knn_method, self.seed)
+        if knn_space(cfg["feature"]) == "raw" and knn is not None and np.shape(knn[0])[1] >= k_e:
+            _, en, es = features_and_knn(x, k_e, knn)
+        else:  # the same code as a PyG user's GCNE.from_pretrained(with_gcn_v=True) path
+            en, es = candidate_knn(x, feat, cfg["feature"], k_e, nbrs, sims, self.knn_method, self.seed)
         torch.manual_seed(self.seed)
         rule = cfg.get("rule", "argmax") if self.rule is None else self.rule
         alpha = check_threshold(cfg.get("alpha", 0.0) if self.alpha is None else self.alpha, "alpha", 0.0, 1.0)

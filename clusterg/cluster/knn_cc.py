@@ -6,7 +6,7 @@ import numpy as np
 from .._validate import ClustergError, check_features, check_threshold
 from ..knn import search_knn
 from ..linkage import UnionFind, connected_components, relabel, threshold_edges
-from ._common import features_and_knn
+from ._common import features_and_knn, ray_engine
 from ._threshold import resolve_threshold
 from .base import BaseClusterer
 
@@ -25,6 +25,10 @@ class KNNConnectedComponents(BaseClusterer):
         knn_method: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
         device: faiss device, ``"cpu"``, ``"cuda"`` or ``"auto"``.
         seed: seed for approximate kNN training.
+        engine: ``"local"`` (default) or ``"ray"``: run the kNN search and the linkage (per-shard edges,
+            one global union-find) on Ray (:mod:`clusterg.distributed`, ``pip install "clusterg[ray]"``); labels are identical with exact kNN.
+        address: Ray cluster address for ``engine="ray"`` (None: a local Ray; ``"HOST:PORT"``; ``"auto"``).
+        shards: row shards for ``engine="ray"`` (default: the cluster's CPUs).
 
     Attributes:
         labels_: int64 ``(N,)``, clusters 0..C-1.
@@ -35,7 +39,10 @@ class KNNConnectedComponents(BaseClusterer):
     """
 
     def __init__(self, k: int = 20, threshold: float | str = "auto", knn_method: str = "flat", device: str = "cpu",
-                 seed: int = 0):
+                 seed: int = 0, engine: str = "local", address: str | None = None, shards: int | None = None):
+        self.engine = engine
+        self.address = address
+        self.shards = shards
         self.k = k
         self.threshold = threshold
         self.knn_method = knn_method
@@ -43,11 +50,18 @@ class KNNConnectedComponents(BaseClusterer):
         self.seed = seed
 
     def fit(self, X, y=None, knn=None) -> "KNNConnectedComponents":
-        x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed)
+        eng = ray_engine(self.engine, self.address, self.shards)
+        x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed, engine=eng)
         t = self.threshold_ = resolve_threshold(self.threshold, x, sims, "cc", "knn-cc", self.seed)
-        src, dst = threshold_edges(nbrs, sims, t)
-        self.labels_ = connected_components(len(x), src, dst)
-        self.n_edges_ = len(src)
+        if eng is not None:
+            from ..distributed.linkage import ray_threshold_components
+            self.labels_ = ray_threshold_components(nbrs, sims, t, engine=eng)
+            rows = np.arange(len(x))[:, None]
+            self.n_edges_ = int(((sims > t) & (nbrs != rows)).sum())
+        else:
+            src, dst = threshold_edges(nbrs, sims, t)
+            self.labels_ = connected_components(len(x), src, dst)
+            self.n_edges_ = len(src)
         self._x = x
         return self
 

@@ -49,7 +49,8 @@ IMAGE_K = 20
 
 # Keys this module writes besides cluster_id (which keeps its place when present): copies
 # left in the input by an earlier run are dropped, then written afresh where they apply.
-_STALE_KEYS = ("reason", "faces", "confidence", "cluster_quality", "person_name", "merged_from", "corrections")
+_STALE_KEYS = ("reason", "faces", "confidence", "cluster_quality", "person_name", "merged_from", "corrections",
+               "moved_from")
 
 
 #: Size-adaptive default thresholds ``a + b * log10(N)`` for dlib face embeddings (k=20),
@@ -424,7 +425,9 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
         (int, -1 when the photo has no usable face) and ``reason`` for those;
         ``confidence`` (in [0, 1]) and ``cluster_quality`` of the (largest)
         face; ``person_name`` when the cluster was named, ``merged_from`` (ids this
-        run merged into it) and ``corrections`` (user corrections naming the face).
+        run merged into it), ``corrections`` (user corrections naming the face) and
+        ``moved_from`` (its earlier id, when a large batch re-clustered the library and
+        this face changed cluster; see ``docs/library.rst``).
 
     Raises:
         ClustergError: malformed input JSON, output equal to the input, the

@@ -6,7 +6,8 @@ user's corrections (merge, split, not-this-person, name) are stored and kept,
 faces of one photo stay apart, and every face gets a ``confidence``.
 """
 from .confidence import cluster_quality, face_confidence, labelling_errors
-from .state import HNSW_FROM, STATE_FORMAT, STATE_VERSION, AddResult, ClusterState, fit_edge_threshold
+from .state import (HNSW_FROM, JOINT_MAX, REBUILD_FROM, STATE_FORMAT, STATE_VERSION, AddResult, ClusterState,
+                    fit_edge_threshold)
 
 __all__ = ["ClusterState", "AddResult", "face_confidence", "cluster_quality", "labelling_errors",
-           "fit_edge_threshold", "STATE_FORMAT", "STATE_VERSION", "HNSW_FROM"]
+           "fit_edge_threshold", "STATE_FORMAT", "STATE_VERSION", "HNSW_FROM", "REBUILD_FROM", "JOINT_MAX"]

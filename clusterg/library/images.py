@@ -30,6 +30,7 @@ class PhotoRun:
     new_faces: int = 0
     face_notes: dict[int, list[str]] = field(default_factory=dict)  # row -> corrections that name the face
     state: ClusterState | None = None
+    moved_from: dict[int, int] = field(default_factory=dict)  # row -> its id before a re-run changed it
 
 
 def _photos(st: ClusterState) -> dict[str, dict]:
@@ -83,6 +84,7 @@ def cluster_photo_faces(x: np.ndarray, owner: Sequence[tuple[int, int]], results
         first.setdefault(key, r)
     uniq = np.asarray(sorted(first.values()), dtype=np.int64)
     merged: list[dict] = []
+    moved_old: dict[int, int] = {}  # state face -> id before a re-run moved it
     if st is None:
         group_ids: dict[str, int] = {}
         groups = np.asarray([group_ids.setdefault(photo_of[owner[r][0]], len(group_ids)) for r in uniq], np.int64)
@@ -110,8 +112,15 @@ def cluster_photo_faces(x: np.ndarray, owner: Sequence[tuple[int, int]], results
                     rec["group"] = next_group
                     next_group += 1
                 groups.append(rec["group"] if all_faces else -1)
+            before = st.labels.copy()
             res = st.add(x[add_rows], keys=[keys[r] for r in add_rows], groups=np.asarray(groups, np.int64))
             merged = res.merged
+            moved_old = {int(f): int(before[f]) for f in res.moved}
+            if res.rebuilt:
+                logger.warning(
+                    "%d new faces for %d in the state: every face was re-clustered (rebuild_from=%s); "
+                    "%d earlier faces changed cluster id", len(add_rows), st.n - len(add_rows), st.rebuild_from,
+                    len(res.moved))
         rows = np.asarray([st.face(key) for key in keys], dtype=np.int64)
     # the photo table: faces and boxes of every photo seen, and the reason of those without a face
     for r, (i, j) in enumerate(owner):
@@ -137,7 +146,8 @@ def cluster_photo_faces(x: np.ndarray, owner: Sequence[tuple[int, int]], results
     return PhotoRun(labels=labels[rows] if len(rows) else np.zeros(0, np.int64),
                     confidence=st.confidence[rows] if len(rows) else np.zeros(0, np.float32),
                     quality=st.quality(), names=dict(st.names), method=st.method, merged=merged, new_faces=new,
-                    face_notes=notes, state=st)
+                    face_notes=notes, state=st,
+                    moved_from={r: moved_old[int(f)] for r, f in enumerate(rows) if int(f) in moved_old})
 
 
 def output_extras(run: PhotoRun, row: int) -> dict[str, Any]:
@@ -152,5 +162,7 @@ def output_extras(run: PhotoRun, row: int) -> dict[str, Any]:
         out["merged_from"] = gone
     if row in run.face_notes:
         out["corrections"] = run.face_notes[row]
+    if row in run.moved_from:  # a large batch re-clustered every face and this one changed id
+        out["moved_from"] = run.moved_from[row]
     return out
 

@@ -6,22 +6,29 @@ settings and model that made it. It is saved to a folder (format below) and
 loaded again by later runs.
 
 Incremental assignment (:meth:`ClusterState.add`): each new face queries the
-index for its ``k`` nearest faces. Edges above the state's ``threshold`` (the
-edge threshold of the batch run; for a method without one, the cut that best
-separates the batch clusters' kNN edges) vote for clusters with their
-similarity; a new face joins the cluster with the largest vote that no
-cannot-link forbids (same photo, not-this-person). Votes spread through new
-faces in rounds, so a new face linked only to other new faces joins where they
-went. New faces linked to no cluster at all are clustered among themselves
-with the same method and threshold and get new ids. Two clusters merge only
+index for its ``k`` nearest faces; the state's batch method (its threshold and
+``k``) clusters the new faces jointly with those neighbours (at most
+``M (k + 1)`` faces; skipped above :data:`JOINT_MAX` or without a method).
+Edges above the state's ``threshold`` (the edge threshold of the batch run; for
+a method without one, the cut that best separates the batch clusters' kNN
+edges) to neighbours in the new face's cluster of that joint run vote for
+clusters with their similarity; a new face joins the cluster with the largest
+vote that no cannot-link forbids (same photo, not-this-person). Votes spread
+through new faces in rounds, so a new face linked only to other new faces joins
+where they went. New faces linked to no cluster get new ids, one per cluster of
+the joint run. Two clusters merge only
 when at least ``merge_support`` (4) new faces each link both strongly (at
 least ``merge_links`` (3) edges into each, the weaker vote at least
 ``merge_ratio`` (0.8) of the stronger) and nothing forbids it (a cannot-link,
 a same-photo pair, a not-this-person); the result lists the merged ids.
-Existing ids never change otherwise. The work per added face is one index
-query (and insertion) plus ``O(k)`` local steps, about independent of the
-library size with an HNSW index, which ``index="auto"`` picks from 200,000
-faces on (an exact index costs ``O(N)`` a query).
+Existing ids never change otherwise, except when one call adds at least
+``rebuild_from`` (:data:`REBUILD_FROM`, 0.2) new faces per library face: then
+every face is re-clustered (:meth:`ClusterState.rebuild`) and the result says
+so (``rebuilt``, ``moved``). The work per added face below that ratio is one
+index query (and insertion), the joint run on ``M (k + 1)`` faces and ``O(k)``
+local steps, about independent of the library size with an HNSW index, which
+``index="auto"`` picks from 200,000 faces on (an exact index costs ``O(N)`` a
+query).
 
 On-disk format, version 1 (folder ``DIR``)::
 
@@ -64,7 +71,7 @@ from .._atomic import atomic_open
 from .._validate import ClustergError, check_features, check_int, check_threshold
 from .confidence import DEFAULT_TAU, _edge_weight, face_confidence
 
-__all__ = ["ClusterState", "AddResult", "STATE_FORMAT", "STATE_VERSION", "HNSW_FROM"]
+__all__ = ["ClusterState", "AddResult", "STATE_FORMAT", "STATE_VERSION", "HNSW_FROM", "REBUILD_FROM", "JOINT_MAX"]
 
 logger = logging.getLogger("clusterg.library")
 
@@ -72,6 +79,12 @@ STATE_FORMAT = "clusterg-state"
 STATE_VERSION = 1
 #: ``index="auto"`` uses an exact index below this many faces and HNSW from here on.
 HNSW_FROM = 200_000
+#: :meth:`ClusterState.add` re-clusters every face when one call adds at least this many faces per
+#: library face (chosen on the CelebA ``train`` split; see docs/library.rst).
+REBUILD_FROM = 0.2
+#: the joint run of :meth:`ClusterState.add` is skipped (votes only) when the new faces and their
+#: kNN exceed this many faces (its own kNN is exact: quadratic in that number).
+JOINT_MAX = 50_000
 _SAMPLE = 50  # member faces recorded with a correction to find its cluster again after a full re-run
 
 
@@ -85,6 +98,10 @@ class AddResult:
         confidence: float32 ``(M,)``.
         new_clusters: ids made for new faces that joined no existing cluster.
         merged: one ``{"into": a, "ids": [a, b, ...]}`` per merge this call made.
+        rebuilt: True when the batch was large enough (``rebuild_from``) to re-cluster every
+            face instead (:meth:`ClusterState.rebuild`: ids kept where clusters persist).
+        moved: int64 indices of existing faces whose cluster id changed in that re-run
+            (empty otherwise: without a re-run existing faces change id only through ``merged``).
     """
 
     faces: np.ndarray
@@ -92,6 +109,8 @@ class AddResult:
     confidence: np.ndarray
     new_clusters: list[int] = field(default_factory=list)
     merged: list[dict] = field(default_factory=list)
+    rebuilt: bool = False
+    moved: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def _write_array(path: Path, arr: np.ndarray) -> None:
@@ -157,12 +176,15 @@ class ClusterState:
         corrections: the user's corrections, in order.
         merges: every merge so far (``{"into", "ids", "by"}``; ``by`` is "user" or "auto").
         extra: free JSON data kept with the state.
+        joint: cluster new faces jointly with their kNN by the batch method (default True).
+        rebuild_from: re-cluster every face when one :meth:`add` brings at least this many new
+            faces per library face (default :data:`REBUILD_FROM`; ``None``: never).
     """
 
     def __init__(self, dim: int, *, model: str = "", method: str = "", params: dict | None = None,
                  threshold: float = 0.95, k: int = 20, same_photo: bool = True, index: str = "auto",
                  merge_links: int = 3, merge_ratio: float = 0.8, merge_support: int = 4,
-                 tau: float = DEFAULT_TAU) -> None:
+                 tau: float = DEFAULT_TAU, joint: bool = True, rebuild_from: float | None = REBUILD_FROM) -> None:
         self.dim = check_int(dim, "dim", 1)
         if not isinstance(model, str):
             raise ClustergError(f"model: expected a string, got {type(model).__name__}")
@@ -179,6 +201,13 @@ class ClusterState:
         self.merge_ratio = check_threshold(merge_ratio, "merge_ratio", 0.0, 1.0)
         self.merge_support = check_int(merge_support, "merge_support", 1)
         self.tau = float(tau)
+        self.joint = bool(joint)
+        if rebuild_from is not None:
+            if isinstance(rebuild_from, bool) or not isinstance(rebuild_from, (int, float, np.floating)) \
+                    or not np.isfinite(rebuild_from) or rebuild_from <= 0:
+                raise ClustergError(f"rebuild_from: expected a number > 0 or None, got {rebuild_from!r}")
+            rebuild_from = float(rebuild_from)
+        self.rebuild_from = rebuild_from
         self.names: dict[int, str] = {}
         self.corrections: list[dict] = []
         self.merges: list[dict] = []
@@ -621,7 +650,9 @@ class ClusterState:
 
         ``keys``: unique names of the new faces (required when the state has
         keys; default the next indices). ``groups``: photo of each new face
-        (-1 = none; same values as earlier calls mean the same photo).
+        (-1 = none; same values as earlier calls mean the same photo). When
+        ``M >= rebuild_from * N`` (N: faces already in the state) every face is
+        re-clustered instead and the result has ``rebuilt=True``.
         """
         xs = check_features(x, name="embeddings", min_n=0, normalize=True)
         if xs.shape[1] != self.dim:
@@ -650,6 +681,16 @@ class ClusterState:
             self._group_faces.setdefault(int(g[j]), []).append(start + j)
         self._index.add(xs)
         nb, sm = self._nbrs_of(ids)
+        if (self.rebuild_from is not None and start > 0 and m >= self.rebuild_from * start
+                and self._method_runs()):
+            return self._add_by_rebuild(ids, start)
+        local = self._joint_labels(ids, nb, start) if self.joint else None
+        vnb = nb
+        if local is not None:  # votes only inside the new face's cluster of the joint run
+            loc_new, loc_of = local
+            same = np.asarray([[loc_of.get(int(f), -2) == loc_new[j] for f in row] for j, row in
+                               enumerate(nb.tolist())], dtype=bool).reshape(nb.shape)
+            vnb = np.where(same, nb, -1)
 
         # votes spread in rounds: strongest first, so same-photo faces compete fairly
         todo = list(range(m))
@@ -657,7 +698,7 @@ class ClusterState:
             cands = []
             for j in todo:
                 forbid = self._forbidden(start + j)
-                votes = {c: v for c, v in self._votes(nb[j], sm[j]).items() if c not in forbid}
+                votes = {c: v for c, v in self._votes(vnb[j], sm[j]).items() if c not in forbid}
                 if votes:
                     c = max(votes, key=lambda c: (votes[c][0], -c))
                     cands.append((-votes[c][0], j, c))
@@ -676,7 +717,8 @@ class ClusterState:
 
         new_clusters: list[int] = []
         if todo:
-            new_clusters = self._cluster_leftovers(ids[todo], nb[todo], sm[todo])
+            new_clusters = self._cluster_leftovers(ids[todo], nb[todo], sm[todo],
+                                                   local=None if local is None else local[0][todo])
 
         merged = self._auto_merge(ids, nb, sm)
         conf = self._confidence_of(ids, nb, sm)
@@ -688,24 +730,74 @@ class ClusterState:
             logger.info("merged clusters: %s", "; ".join(f"{m_['ids']} -> {m_['into']}" for m_ in merged))
         return AddResult(ids, labels, conf, new_clusters, merged)
 
-    def _cluster_leftovers(self, faces: np.ndarray, nb: np.ndarray, sm: np.ndarray) -> list[int]:
-        """New faces linked to no cluster: cluster them among themselves with the state's method."""
+    def _method_runs(self) -> bool:
+        """True when the state names a batch method that can cluster faces."""
+        if not self.method or self.method == "none":
+            return False
+        try:
+            from ..cluster import get_clusterer_class
+            get_clusterer_class(self.method)
+        except (ClustergError, ImportError):
+            return False
+        return True
+
+    def _local_cluster(self, x: np.ndarray) -> np.ndarray | None:
+        """Cluster a few faces with the state's method, threshold and k (``None`` when it cannot run)."""
+        if len(x) <= 1 or not self._method_runs():
+            return None if len(x) > 1 else np.zeros(len(x), np.int64)
+        try:
+            from ..images.pipeline import cluster_faces
+            from ..cluster import get_clusterer_class
+            accepts = set(get_clusterer_class(self.method)._param_names())
+            k = self.params.get("k", self.k)
+            labels, _ = cluster_faces(x, method=self.method,
+                                      threshold=self.threshold if "threshold" in accepts else None,
+                                      k=min(int(k), len(x)) if "k" in accepts else None,
+                                      seed=getattr(self, "_seed", 0), checkpoint=getattr(self, "_checkpoint", None))
+            return labels
+        except (ClustergError, ImportError, FileNotFoundError, RuntimeError) as e:
+            logger.info("method %s could not cluster %d faces (%s)", self.method, len(x), e)
+            return None
+
+    def _joint_labels(self, ids: np.ndarray, nb: np.ndarray, start: int):
+        """Joint run: the batch method on the new faces and their kNN (existing faces included).
+
+        Returns ``(local label of each new face (M,), {face: local label})`` over the
+        union, or ``None`` when the method cannot run. The union holds at most
+        ``M (k + 1)`` faces, whatever the library size.
+        """
+        ex = nb[(nb >= 0) & (nb < start)]
+        union = np.union1d(ids, ex)
+        if len(union) > JOINT_MAX:
+            logger.info("joint run skipped: %d new faces and neighbours > JOINT_MAX=%d", len(union), JOINT_MAX)
+            return None
+        loc = self._local_cluster(self._x[union])
+        if loc is None:
+            return None
+        loc_of = dict(zip(union.tolist(), loc.tolist()))
+        return np.asarray([loc_of[int(f)] for f in ids.tolist()], np.int64), loc_of
+
+    def _add_by_rebuild(self, ids: np.ndarray, start: int) -> "AddResult":
+        """A batch of at least ``rebuild_from`` times the library: re-cluster everything (:meth:`rebuild`)."""
+        before = self.labels[:start].copy()
+        logger.info("adding %d faces to %d: a batch re-run (rebuild_from=%s)", len(ids), start, self.rebuild_from)
+        self.rebuild()
+        after = self.labels
+        moved = np.flatnonzero(after[:start] != before)
+        conf = self._conf[ids].copy()
+        new_clusters = sorted(set(after[ids].tolist()) - set(before.tolist()))
+        return AddResult(ids, after[ids].copy(), conf, new_clusters, [], rebuilt=True, moved=moved)
+
+    def _cluster_leftovers(self, faces: np.ndarray, nb: np.ndarray, sm: np.ndarray,
+                           local: np.ndarray | None = None) -> list[int]:
+        """New faces linked to no cluster: cluster them among themselves with the state's method
+        (or take ``local``, their labels from the joint run)."""
         from ..linkage import connected_components
         m = len(faces)
-        local = None
-        if m > 1 and self.method and self.method not in ("none",):
-            try:
-                from ..images.pipeline import cluster_faces
-                from ..cluster import get_clusterer_class
-                accepts = set(get_clusterer_class(self.method)._param_names())
-                local, _ = cluster_faces(self._x[faces], method=self.method,
-                                         threshold=self.threshold if "threshold" in accepts else None,
-                                         k=min(self.k + 1, m) if "k" in accepts else None,
-                                         seed=getattr(self, "_seed", 0),
-                                         checkpoint=getattr(self, "_checkpoint", None))
-            except (ClustergError, ImportError, FileNotFoundError, RuntimeError) as e:
-                logger.info("method %s could not cluster %d new faces (%s); using components", self.method, m, e)
-                local = None
+        if local is not None:
+            local = np.asarray(local, np.int64)
+        if local is None and m > 1:
+            local = self._local_cluster(self._x[faces])
         if local is None:
             pos = {int(f): j for j, f in enumerate(faces.tolist())}
             src, dst = [], []
@@ -936,8 +1028,9 @@ class ClusterState:
                                threshold=self.threshold if "threshold" in accepts else None,
                                k=min(self.k, n) if "k" in accepts else None, seed=getattr(self, "_seed", 0),
                                checkpoint=getattr(self, "_checkpoint", None))
-        big = int(old.max()) + 1
-        pairs, counts = np.unique(new * big + old, return_counts=True)
+        big = int(old.max()) + 1 if (old >= 0).any() else 1
+        had = old >= 0  # faces added just before a re-run have no id yet
+        pairs, counts = np.unique(new[had] * big + old[had], return_counts=True)
         order = np.lexsort((pairs, -counts))
         mapping: dict[int, int] = {}
         used: set[int] = set()
@@ -974,7 +1067,14 @@ class ClusterState:
             elif op == "split":
                 idx = [self.face(k) for k in rec.get("faces", []) if self.has_key(k)]
                 if idx:
-                    target = self._new_id()
+                    to = rec.get("to")
+                    if not isinstance(to, int) or isinstance(to, bool) or not 0 <= to < self.next_id \
+                            or to in self._alias:
+                        target = self._new_id()
+                    elif not self._alive(to) or 2 * int(np.sum(self.labels[idx] == to)) > len(idx):
+                        target = to  # the id the split gave them: free again, or already theirs
+                    else:
+                        target = self._new_id()
                     if rec.get("name"):
                         hit = [c for c, nm in self.names.items() if nm == rec["name"] and self._alive(c)]
                         target = min(hit) if hit else target
@@ -1018,6 +1118,7 @@ class ClusterState:
             "method": self.method, "params": self.params, "threshold": self.threshold, "k": self.k,
             "same_photo": self.same_photo, "index": self._kind(), "merge_links": self.merge_links,
             "merge_ratio": self.merge_ratio, "merge_support": self.merge_support, "tau": self.tau,
+            "joint": self.joint, "rebuild_from": self.rebuild_from,
             "n_faces": self.n, "next_id": self.next_id,
             "seed": getattr(self, "_seed", 0), "checkpoint": getattr(self, "_checkpoint", None),
             "names": {str(c): nm for c, nm in sorted(self.names.items())},
@@ -1131,7 +1232,8 @@ class ClusterState:
                  same_photo=meta.get("same_photo", True), index=meta.get("index", "auto"),
                  merge_links=meta.get("merge_links", 3), merge_ratio=meta.get("merge_ratio", 0.8),
                  merge_support=meta.get("merge_support", 4),
-                 tau=meta.get("tau", DEFAULT_TAU))
+                 tau=meta.get("tau", DEFAULT_TAU), joint=meta.get("joint", True),
+                 rebuild_from=meta.get("rebuild_from", REBUILD_FROM))
         st._seed = int(meta.get("seed", 0))
         st._checkpoint = meta.get("checkpoint")
         st._append(x.astype(np.float32), arr["groups"].astype(np.int64), arr["labels"].astype(np.int64))

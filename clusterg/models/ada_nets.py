@@ -13,7 +13,7 @@ import torch
 
 from .._validate import ClustergError, check_features
 from ..nn.ada_gcn import AdaGCN
-from ..nn.and_module import AND, and_inputs
+from ..nn.and_module import AND, and_inputs  # noqa: F401 (re-exported)
 from ..transforms.adaptive_graph import adaptive_adjacency
 from ..transforms.structure_space import structure_space
 
@@ -37,41 +37,37 @@ def mean_adjacency(nbrs: np.ndarray, k_hat) -> sp.csr_matrix:
     a = (a + sp.identity(a.shape[0], dtype=np.float32, format="csr")).tocsr()
     a.data[:] = 1.0
     rs = np.asarray(a.sum(axis=1)).ravel()
-    return (sp.diags((1.0 / rs).astype(np.float32)) @ a).tocsr().astype(np.float32)
+    out = (sp.diags((1.0 / rs).astype(np.float32)) @ a).tocsr().astype(np.float32)
+    out.sort_indices()
+    return out
 
 
 @torch.no_grad()
 def embed(model: AdaGCN, x: np.ndarray, adj: sp.csr_matrix, chunk_size: int = 65536) -> np.ndarray:
-    """Refined embeddings ``float32 (N, out_dim)`` of ``x`` (N, D) on a mean adjacency ``adj``."""
+    """Refined embeddings ``float32 (N, out_dim)`` of ``x`` (N, D) on a mean adjacency ``adj``.
+
+    Runs :meth:`AdaGCN.encode` on ``adj`` stored as :func:`~clusterg.nn.graph_conv.sparse_adj` stores it,
+    the code ``AdaGCN.forward(x, edge_index)`` runs: on the same graph the two give identical bits.
+    """
     x = check_features(x, allow_zero=True)
     if x.shape[1] != model.in_dim:
         raise ClustergError(f"features are {x.shape[1]}-d but the encoder expects {model.in_dim}-d")
     if adj.shape != (len(x), len(x)):
         raise ClustergError(f"adj: expected shape ({len(x)}, {len(x)}), got {adj.shape}")
+    from ..nn.graph_conv import sparse_adj
+    from ..transforms.gcn_graph import adjacency_to_edges
     model.eval()
-    agg = torch.from_numpy(np.asarray(adj @ x, dtype=np.float32))
-    h1 = torch.cat([model.layer1(agg[s:s + chunk_size]) for s in range(0, len(agg), chunk_size)])
-    agg2 = torch.from_numpy(np.asarray(adj @ h1.numpy(), dtype=np.float32))
-    outs = []
-    for s in range(0, len(agg2), chunk_size):
-        h2 = torch.relu(model.conv2.lin_l(agg2[s:s + chunk_size]))
-        outs.append(torch.nn.functional.normalize(model.act(model.head(h2)), dim=1))
-    return torch.cat(outs).numpy().astype(np.float32)
+    edge_index, edge_weight = adjacency_to_edges(adj)
+    adj_t = sparse_adj(edge_index, edge_weight, len(x))
+    return model.encode(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), adj_t,
+                        chunk_size).numpy().astype(np.float32)
 
 
 @torch.no_grad()
 def predict_k(model: AND, x: np.ndarray, ss_nbrs: np.ndarray, ss_sims: np.ndarray, ss_cos: np.ndarray,
               batch_size: int = 2048) -> np.ndarray:
-    """Predicted neighbour counts ``k_hat`` int64 (N,) in 1..K (``round(pred * K)``)."""
-    model.eval()
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    kk = model.k
-    out = []
-    for s in range(0, len(ss_nbrs), batch_size):
-        inp = and_inputs(xt, ss_nbrs[s:s + batch_size], ss_sims[s:s + batch_size], ss_cos[s:s + batch_size], model.arch)
-        out.append(model(*inp))
-    pred = torch.cat(out).numpy() if out else np.zeros(0, np.float32)
-    return np.clip(np.round(pred * kk), 1, kk).astype(np.int64)
+    """Predicted neighbour counts ``k_hat`` int64 (N,) in 1..K (``round(pred * K)``): :meth:`AND.predict_k`."""
+    return model.predict_k(x, ss_nbrs, ss_sims, ss_cos, batch_size=batch_size)
 
 
 #: Ada-NETS settings; a checkpoint's ``config`` overrides them (:func:`models_from_checkpoint`).

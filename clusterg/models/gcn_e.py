@@ -20,7 +20,8 @@ from .checkpoint import load_checkpoint
 from .gcn_v import _build_model as _build_v
 from .gcn_v import gcn_features
 
-__all__ = ["load_gcn_ve", "gcn_e_parents", "gcn_e_scores", "choose_parents", "edge_features", "knn_space"]
+__all__ = ["load_gcn_ve", "gcn_e_parents", "gcn_e_scores", "choose_parents", "edge_features", "knn_space",
+           "candidate_knn"]
 
 
 def edge_features(x: np.ndarray, hidden: torch.Tensor, feature: str) -> np.ndarray:
@@ -39,6 +40,27 @@ def edge_features(x: np.ndarray, hidden: torch.Tensor, feature: str) -> np.ndarr
 def knn_space(feature: str) -> str:
     """Where candidate sets and edge similarities come from: ``"gcn"`` or ``"raw"``."""
     return "gcn" if feature == "gcn" else "raw"
+
+
+def candidate_knn(x: np.ndarray, feat: np.ndarray, feature: str, k_e: int, nbrs: np.ndarray | None = None,
+                  sims: np.ndarray | None = None, knn_method: str = "flat", seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The kNN GCN-E's candidate sets come from: ``(nbrs (N, k_e), sims (N, k_e))``.
+
+    ``feature="gcn"``: the kNN of the GCN-V features ``feat``; otherwise the kNN of the L2-normalised
+    input ``x`` (N, D), the first ``k_e`` columns of ``nbrs``/``sims`` (GCN-V's kNN) when they are long
+    enough. :class:`~clusterg.cluster.GCNVEClusterer` calls this; so does code that runs
+    ``GCNE.from_pretrained(with_gcn_v=True)`` itself, and the two get the same candidates.
+    """
+    from .gcn_v import _knn
+    if isinstance(k_e, bool) or not isinstance(k_e, (int, np.integer)) or k_e < 2:
+        raise ClustergError(f"k_e must be an integer >= 2, got {k_e!r}")
+    k_e = min(int(k_e), len(x))
+    if knn_space(feature) == "raw":
+        if nbrs is not None and sims is not None and k_e <= np.shape(nbrs)[1]:
+            return np.ascontiguousarray(np.asarray(nbrs)[:, :k_e]), np.ascontiguousarray(np.asarray(sims)[:, :k_e])
+        return _knn(np.asarray(x), k_e, knn_method, seed)
+    return _knn(feat, k_e, knn_method, seed)
 
 
 def _e_in_dim(feature: str, in_dim: int, hidden: int, center_dot: bool = False) -> int:

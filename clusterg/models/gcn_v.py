@@ -11,7 +11,8 @@ import torch
 from .._progress import is_quiet
 from .._validate import ClustergError
 from ..nn.gcn_v import GCNV
-from ..transforms.gcn_graph import adjacency_to_torch, build_adjacency
+from ..nn.graph_conv import sparse_adj
+from ..transforms.gcn_graph import adjacency_to_edges, build_adjacency
 from .checkpoint import load_checkpoint
 
 __all__ = ["load_gcn_v", "gcn_v_graph", "predict_gcn_v", "gcn_features"]
@@ -25,13 +26,17 @@ def _knn(x: np.ndarray, k: int, knn_method: str = "flat", seed: int = 0) -> tupl
 def gcn_v_graph(x: np.ndarray, k: int, th_sim: float = 0.0, knn=None, knn_method: str = "flat", seed: int = 0):
     """kNN lists, normalised adjacency and ``Â x`` for L2-normalised ``x`` (N, D).
 
-    Returns ``(nbrs (N,k), sims (N,k), x_agg torch (N, D))``.
+    Returns ``(nbrs (N,k), sims (N,k), x_agg torch (N, D))``. The graph is built exactly as
+    :class:`~clusterg.transforms.GCNGraph` builds it and aggregated exactly as :class:`~clusterg.nn.GCNV`
+    aggregates a dense ``edge_index`` (same edges, same sparse matrix), so the module path
+    ``GCNV.from_pretrained()`` + ``graph_transform()`` reproduces the clusterer bit for bit.
     """
     if knn is None:
         nbrs, sims = _knn(x, k, knn_method, seed)
     else:
         nbrs, sims = knn
-    adj = adjacency_to_torch(build_adjacency(nbrs, sims, th_sim))
+    edge_index, edge_weight = adjacency_to_edges(build_adjacency(nbrs, sims, th_sim))
+    adj = sparse_adj(edge_index, edge_weight, len(x))
     from torch_geometric.utils import spmm
     with torch.no_grad():
         agg = spmm(adj, torch.from_numpy(np.ascontiguousarray(x)), reduce="sum")

@@ -10,7 +10,10 @@ node itself, then one linear map), as in Ada-NETS:
 
 Edge weights are not used (only the topology matters), so the layers are
 ``torch_geometric.nn.SAGEConv(aggr='mean', root_weight=False)`` on a graph whose
-edge list includes one self loop per node. ``edge_index`` follows PyG's
+edge list includes one self loop per node. ``forward`` computes the two means as
+sparse products with one mean matrix (:func:`mean_adj_t`) and :meth:`AdaGCN.encode`,
+the code :func:`clusterg.models.ada_nets.embed` (the clusterer) runs too, so the
+module and :class:`~clusterg.cluster.AdaNetsClusterer` give bit-identical embeddings. ``edge_index`` follows PyG's
 ``source_to_target`` convention: ``edge_index[0]`` are neighbours (sources),
 ``edge_index[1]`` the nodes they are aggregated into.
 
@@ -28,7 +31,7 @@ from torch_geometric.nn import SAGEConv
 
 from .._validate import ClustergError
 
-__all__ = ["AdaGCN", "pair_loss", "mean_aggregate"]
+__all__ = ["AdaGCN", "pair_loss", "mean_aggregate", "mean_adj_t"]
 
 
 def mean_aggregate(x: Tensor, edge_index: Tensor, num_nodes: int | None = None) -> Tensor:
@@ -44,6 +47,25 @@ def mean_aggregate(x: Tensor, edge_index: Tensor, num_nodes: int | None = None) 
     return out / deg[:, None]
 
 
+def mean_adj_t(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """Sparse CSR ``adj_t`` (N, N) of the mean over each target's incoming sources.
+
+    ``adj_t[i, j] = m_ij / deg(i)`` with ``m_ij`` the number of edges ``j -> i`` and ``deg(i)`` the
+    number of edges into ``i`` (so ``spmm(adj_t, x)`` equals :func:`mean_aggregate`). Entries are
+    coalesced (sorted by target, then source) exactly as :func:`~clusterg.nn.graph_conv.sparse_adj`
+    stores a row-normalised adjacency.
+    """
+    from torch_geometric.utils import coalesce
+    from .graph_conv import sparse_adj
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ClustergError(f"edge_index must have shape (2, E), got {tuple(edge_index.shape)}")
+    ones = torch.ones(edge_index.size(1), device=edge_index.device)
+    ei, cnt = coalesce(edge_index, ones, int(num_nodes), reduce="sum")
+    deg = torch.zeros(int(num_nodes), device=edge_index.device).index_add_(0, ei[1], cnt)
+    inv = 1.0 / deg.clamp(min=1.0)
+    return sparse_adj(ei, cnt * inv[ei[1]], int(num_nodes))
+
+
 class AdaGCN(nn.Module):
     """GCN encoder of Ada-NETS.
 
@@ -53,7 +75,8 @@ class AdaGCN(nn.Module):
         out_dim: output embedding dimension (default 512).
 
     ``forward(x, edge_index)``: x float (N, D), edge_index long (2, E) including
-    self loops -> float (N, out_dim), rows of unit L2 norm.
+    self loops (or a sparse mean matrix ``adj_t`` (N, N), see :func:`mean_adj_t`) -> float
+    (N, out_dim), rows of unit L2 norm.
     """
 
     def __init__(self, in_dim: int, hidden: int = 512, out_dim: int = 512):
@@ -100,10 +123,33 @@ class AdaGCN(nn.Module):
         h2 = F.relu(self.conv2(h1, edge_index, size=size))
         return F.normalize(self.act(self.head(h2)), dim=1)
 
+    def encode(self, x: Tensor, adj_t: Tensor, chunk_size: int = 65536) -> Tensor:
+        """Both layers and the head on a sparse mean matrix ``adj_t`` (N, N): x (N, D) -> (N, out_dim).
+
+        The per-node maps run in chunks of ``chunk_size`` nodes (bounded temporaries on large graphs).
+        This is the one implementation of the encoder's inference: ``forward`` and the clusterer use it.
+        """
+        from torch_geometric.utils import spmm
+        if x.dim() != 2 or x.shape[1] != self.in_dim:
+            raise ClustergError(f"AdaGCN: expected x of shape (N, {self.in_dim}), got {tuple(x.shape)}")
+        if tuple(adj_t.shape) != (x.shape[0], x.shape[0]):
+            raise ClustergError(f"AdaGCN: adj_t must have shape ({x.shape[0]}, {x.shape[0]}), got {tuple(adj_t.shape)}")
+        if isinstance(chunk_size, bool) or int(chunk_size) < 1:
+            raise ClustergError(f"AdaGCN: chunk_size must be a positive integer, got {chunk_size!r}")
+        n, c = x.shape[0], int(chunk_size)
+        if n == 0:
+            return x.new_zeros(0, self.out_dim)
+        agg = spmm(adj_t, x, reduce="sum")
+        h1 = torch.cat([self.layer1(agg[s:s + c]) for s in range(0, n, c)])
+        agg2 = spmm(adj_t, h1, reduce="sum")
+        return torch.cat([F.normalize(self.act(self.head(F.relu(self.conv2.lin_l(agg2[s:s + c])))), dim=1)
+                          for s in range(0, n, c)])
+
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        if isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:  # a ready adj_t
+            return self.encode(x, edge_index)
         self._check(x, edge_index)
-        h1 = self.layer1(mean_aggregate(x, edge_index))
-        return self.layer2_and_head(h1, edge_index)
+        return self.encode(x, mean_adj_t(edge_index, x.shape[0]))
 
     def extra_repr(self) -> str:
         return f"in_dim={self.in_dim}, hidden={self.hidden}, out_dim={self.out_dim}"

@@ -93,6 +93,37 @@ class AND(nn.Module):
             raise ClustergError(f"AND(mlp): expected input (B, {2 * self.k}), got {tuple(seq.shape)}")
         return self.net(seq).squeeze(1)
 
+    @torch.no_grad()
+    def predict_k(self, x, ss_nbrs, ss_sims, ss_cos, batch_size: int = 2048) -> np.ndarray:
+        """Predicted neighbour counts ``k_hat`` int64 (N,) in 1..K (``round(forward * K)``), in eval mode.
+
+        Args:
+            x: float (N, D) features (numpy or torch). ss_nbrs, ss_sims, ss_cos: (N, K) structure-space
+                lists, similarities and cosines (numpy or torch, e.g. from
+                :class:`~clusterg.transforms.StructureSpace`); ``K`` must be this model's ``k``.
+            batch_size: lists per forward pass (default 2048).
+
+        The one implementation of AND inference: :class:`~clusterg.cluster.AdaNetsClusterer` calls it too,
+        so the module and the clusterer give the same ``k_hat``.
+        """
+        def arr(a):
+            return a.detach().cpu().numpy() if isinstance(a, Tensor) else np.asarray(a)
+        ss_nbrs, ss_sims, ss_cos = arr(ss_nbrs), arr(ss_sims), arr(ss_cos)
+        if ss_nbrs.ndim != 2 or ss_nbrs.shape[1] != self.k or ss_sims.shape != ss_nbrs.shape \
+                or ss_cos.shape != ss_nbrs.shape:
+            raise ClustergError(f"AND.predict_k: expected (N, {self.k}) lists, similarities and cosines, got "
+                                f"{ss_nbrs.shape}, {ss_sims.shape}, {ss_cos.shape}")
+        if isinstance(batch_size, bool) or int(batch_size) < 1:
+            raise ClustergError(f"AND.predict_k: batch_size must be a positive integer, got {batch_size!r}")
+        self.eval()
+        xt = x.detach().cpu().float() if isinstance(x, Tensor) else \
+            torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        bs = int(batch_size)
+        out = [self(*and_inputs(xt, ss_nbrs[s:s + bs], ss_sims[s:s + bs], ss_cos[s:s + bs], self.arch))
+               for s in range(0, len(ss_nbrs), bs)]
+        pred = torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        return np.clip(np.round(pred * self.k), 1, self.k).astype(np.int64)
+
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, in_dim={self.in_dim}, k={self.k}"
 

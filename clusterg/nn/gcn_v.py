@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .._validate import ClustergError, check_labels
-from .graph_conv import GCNVConv
+from .graph_conv import GCNVConv, sparse_adj
 
 __all__ = ["GCNV", "confidence_targets"]
 
@@ -26,7 +26,9 @@ class GCNV(torch.nn.Module):
         dropout: input dropout of the graph layer (default 0).
 
     ``forward(x (N, D), edge_index, edge_weight=None, x_agg=None)`` returns
-    ``(confidence (N,), hidden (N, hidden))``.
+    ``(confidence (N,), hidden (N, hidden))``. A dense ``edge_index`` (2, E) is turned into one sparse
+    ``adj_t`` (:func:`~clusterg.nn.graph_conv.sparse_adj`) and aggregated with a sparse product, the code
+    :class:`~clusterg.cluster.GCNVClusterer` runs, so both give bit-identical confidences.
     """
 
     def __init__(self, in_dim: int, hidden: int = 512, dropout: float = 0.0):
@@ -63,6 +65,8 @@ class GCNV(torch.nn.Module):
                 x_agg: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if x.dim() != 2 or x.size(1) != self.in_dim:
             raise ClustergError(f"GCNV: expected x of shape (N, {self.in_dim}), got {tuple(x.shape)}")
+        if x_agg is None and isinstance(edge_index, Tensor) and edge_index.layout == torch.strided:
+            edge_index, edge_weight = sparse_adj(edge_index, edge_weight, x.size(0)), None
         h = self.conv(x, edge_index, edge_weight, x_agg=x_agg)
         return self.head(h).view(-1), h
 

@@ -24,10 +24,12 @@ __all__ = ["GCNVConv", "sparse_adj"]
 def sparse_adj(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int) -> Tensor:
     """Sparse CSR ``adj_t`` (N, N) with ``adj_t[i, j]`` = weight of edge ``j -> i``.
 
-    One sparse product per layer instead of an (E, D) message tensor.
+    One sparse product per layer instead of an (E, D) message tensor. Entries are coalesced (sorted by
+    target, then source), so the same edge set gives the same matrix, and the same sums in the same order,
+    whatever order the edges come in: the PyG-module path and the clusterers' path share this.
     """
     from torch_geometric.utils import to_torch_csr_tensor
-    w = edge_weight if edge_weight is not None else torch.ones(edge_index.size(1))
+    w = edge_weight if edge_weight is not None else torch.ones(edge_index.size(1), device=edge_index.device)
     with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product used here is stable
         warnings.simplefilter("ignore", UserWarning)
         return to_torch_csr_tensor(edge_index.flip(0), w.float(), size=(num_nodes, num_nodes))

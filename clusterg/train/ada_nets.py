@@ -121,8 +121,10 @@ def train_and(x: np.ndarray, ss_nbrs: np.ndarray, ss_sims: np.ndarray, ss_cos: n
     bar = progress(total=total, desc="train AND", disable=quiet)
     model.train()
     done = False
+    epoch_losses: list[float] = []  # mean training loss of each (possibly cut short) epoch
     for _ in range(epochs):
         order = rng.permutation(tr)
+        tot, cnt = 0.0, 0
         for s in range(0, len(order), batch_size):
             b = order[s:s + batch_size]
             inp = and_inputs(xt, ss_nbrs[b], ss_sims[b], ss_cos[b], arch)
@@ -132,10 +134,13 @@ def train_and(x: np.ndarray, ss_nbrs: np.ndarray, ss_sims: np.ndarray, ss_cos: n
             opt.step()
             sched.step()
             step += 1
+            tot, cnt = tot + float(loss.detach()) * len(b), cnt + len(b)
             bar.update(1)
             if time.time() - t0 > time_limit:
                 done = True
                 break
+        if cnt:
+            epoch_losses.append(round(tot / cnt, 6))
         if done:
             break
     bar.close()
@@ -143,7 +148,7 @@ def train_and(x: np.ndarray, ss_nbrs: np.ndarray, ss_sims: np.ndarray, ss_cos: n
     mae = float(np.abs(pred - k_star[val]).mean())
     const = float(np.median(k_star[tr]))
     info = {"mae": mae, "mae_const": float(np.abs(const - k_star[val]).mean()), "steps": step,
-            "seconds": time.time() - t0, "arch": arch}
+            "seconds": time.time() - t0, "arch": arch, "epochs": len(epoch_losses), "losses": epoch_losses}
     logger.info("AND: val MAE %.2f (constant %.2f), %d steps, %.0fs", mae, info["mae_const"], step, info["seconds"])
     return model, info
 
@@ -387,6 +392,8 @@ def add_cli(subparsers) -> None:
 
 def _cli_main(args) -> int:
     from .._atomic import refuse_same_file
+    from .._progress import is_quiet
+    from ..cli.cmd_train import print_result
     from ..data.io import load_features, read_meta
     refuse_same_file(args.output, args.features, args.labels)
     x = load_features(args.features, dim=args.dim)
@@ -395,8 +402,14 @@ def _cli_main(args) -> int:
     blob = train_ada_nets(x, y, args.output, k=args.k, lam=args.lam, and_arch=args.and_arch,
                           and_epochs=args.and_epochs, and_time=args.and_time, gcn_steps=args.gcn_steps,
                           gcn_time=args.gcn_time, k_train=args.k_train, holdout=args.holdout, seed=args.seed,
-                          threads=args.threads)
-    cfg = blob["config"]
-    print(f"wrote {args.output}: graph={cfg['graph']} linkage={cfg['linkage']} threshold={cfg['threshold']:.3f} "
-          f"min_sim={cfg['min_sim']:.3f} ({blob['meta']['seconds']:.0f}s)")
+                          threads=args.threads, quiet=bool(getattr(args, "quiet", False)) or is_quiet())
+    cfg, meta = blob["config"], blob["meta"]
+    summary = {"model": MODEL_NAME, "checkpoint": str(args.output), "epochs": meta["and"].get("epochs"),
+               "losses": {"and": meta["and"].get("losses", []),
+                          "gcn": {"first": meta["gcn"].get("loss_first"), "last": meta["gcn"].get("loss_last")}},
+               "gcn_steps": meta["gcn"].get("steps"), "seconds": round(float(meta["seconds"]), 1),
+               "config": {key: cfg.get(key) for key in ("k", "graph", "k_graph", "linkage", "threshold", "min_sim")}}
+    print_result(args, summary, f"wrote {args.output}: graph={cfg['graph']} linkage={cfg['linkage']} "
+                                f"threshold={cfg['threshold']:.3f} min_sim={cfg['min_sim']:.3f} "
+                                f"({meta['seconds']:.0f}s)")
     return 0

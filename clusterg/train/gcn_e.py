@@ -121,12 +121,14 @@ def train_gcn_e(features, labels, gcn_v, *, k: int = DEFAULTS["k"], dims=tuple(D
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     gen = torch.Generator().manual_seed(config["seed"])
     start, elapsed = 0, 0.0
+    losses: list[float] = []  # mean cross-entropy of each epoch, kept in the checkpoint's meta
     if train_state is not None:
         model.load_state_dict({kk[2:]: t.float() for kk, t in rblob["state_dict"].items() if kk.startswith("e.")})
         opt.load_state_dict(train_state["optimizer"])
         sched.load_state_dict(train_state["scheduler"])
         gen.set_state(train_state["generator"])
         start, elapsed = int(train_state["epoch"]), float(train_state.get("elapsed_s", 0.0))
+        losses = [float(v) for v in rblob.get("meta", {}).get("losses", [])][:start]
 
     def snapshot(epoch: int, final: dict | None = None) -> dict:
         def cast(t):
@@ -137,7 +139,7 @@ def train_gcn_e(features, labels, gcn_v, *, k: int = DEFAULTS["k"], dims=tuple(D
               "generator": gen.get_state(), "elapsed_s": elapsed + time.time() - t0}
         cfg = dict(config, gcn_v=dict(vcfg), dtype="float16" if half else "float32")
         m = dict(meta or {}, n_centers=int(len(centers)), train_time_s=round(ts["elapsed_s"], 1),
-                 gcn_v_train_time_s=vblob.get("meta", {}).get("train_time_s"))
+                 gcn_v_train_time_s=vblob.get("meta", {}).get("train_time_s"), losses=list(losses))
         m.update(final or {})
         if out is not None:
             save_checkpoint(out, "gcn-e", int(x.shape[1]), cfg, state, ts, m)
@@ -158,6 +160,7 @@ def train_gcn_e(features, labels, gcn_v, *, k: int = DEFAULTS["k"], dims=tuple(D
             sched.step()
             tot += loss.item() * len(b.y)
             cnt += len(b.y)
+        losses.append(round(tot / max(cnt, 1), 6))
         log.info("gcn-e epoch %d/%d: loss %.5f", epoch + 1, config["epochs"], tot / max(cnt, 1))
         if epoch + 1 < config["epochs"]:
             if time_limit is not None and time.time() - t0 >= time_limit:
@@ -234,7 +237,8 @@ def _cli_train(args) -> int:
     if args.quiet:
         set_quiet(True)
     from .._atomic import refuse_same_file
-    from .gcn_v import _load_xy
+    from ..cli.cmd_train import print_result
+    from .gcn_v import _load_xy, train_summary
     refuse_same_file(args.output, args.features, args.labels, args.gcn_v)
     x, y = _load_xy(args)
     dims = [int(d) for d in args.dims.split(",")] if args.dims else DEFAULTS["dims"]
@@ -245,13 +249,12 @@ def _cli_train(args) -> int:
                        train_ignore_ratio=args.train_ignore_ratio,
                        meta={"trained_on": str(Path(args.features).name)})
     c = blob["config"]
-    if blob["train_state"]["epoch"] < c["epochs"]:
-        print(f"wrote {args.output}: stopped at epoch {blob['train_state']['epoch']} of {c['epochs']} "
-              f"(time limit); continue with --resume {args.output}")
-        return 0
-    print(f"wrote {args.output}: gcn-e k={c['k']} dims={c['dims']} feature={c['feature']} tau={c['tau']:.4f} "
-          f"rule={c['rule']} ignore_ratio={c['ignore_ratio']} alpha={c['alpha']} p_min={c['p_min']} "
-          f"p_high={c['p_high']} beta={c['beta']} ({blob['meta']['train_time_s']} s)")
+    print_result(args, train_summary(blob, args.output),
+                 f"wrote {args.output}: stopped at epoch {blob['train_state']['epoch']} of {c['epochs']} "
+                 f"(time limit); continue with --resume {args.output}" if blob["train_state"]["epoch"] < c["epochs"]
+                 else f"wrote {args.output}: gcn-e k={c['k']} dims={c['dims']} feature={c['feature']} "
+                      f"tau={c['tau']:.4f} rule={c['rule']} ignore_ratio={c['ignore_ratio']} alpha={c['alpha']} "
+                      f"p_min={c['p_min']} p_high={c['p_high']} beta={c['beta']} ({blob['meta']['train_time_s']} s)")
     return 0
 
 

@@ -32,7 +32,7 @@ from ..models.gcn_v import (_build_model, _knn, gcn_features, gcn_v_graph,  # no
                             load_gcn_v, predict_gcn_v)
 from ..nn.gcn_v import GCNV, confidence_targets
 
-__all__ = ["train_gcn_v", "export_weights", "split_by_identity", "tune_tau", "add_cli", "DEFAULTS"]
+__all__ = ["train_gcn_v", "export_weights", "split_by_identity", "tune_tau", "train_summary", "add_cli", "DEFAULTS"]
 
 log = logging.getLogger("clusterg.train.gcn_v")
 
@@ -143,6 +143,7 @@ def train_gcn_v(features, labels, *, k: int = DEFAULTS["k"], hidden: int = DEFAU
     total = max(1, config["epochs"] * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     start, elapsed = 0, 0.0
+    losses: list[float] = []  # mean training MSE of each epoch, kept in the checkpoint's meta
     gen = torch.Generator().manual_seed(config["seed"])
     if train_state is not None:
         model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
@@ -150,12 +151,14 @@ def train_gcn_v(features, labels, *, k: int = DEFAULTS["k"], hidden: int = DEFAU
         sched.load_state_dict(train_state["scheduler"])
         gen.set_state(train_state["generator"])
         start, elapsed = int(train_state["epoch"]), float(train_state.get("elapsed_s", 0.0))
+        losses = [float(v) for v in blob.get("meta", {}).get("losses", [])][:start]
 
     def snapshot(epoch: int, final_meta: dict | None = None) -> dict:
         state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
         ts = {"epoch": epoch, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
               "generator": gen.get_state(), "elapsed_s": elapsed + time.time() - t0}
-        m = dict(meta or {}, n_train=int(n), n_val=int(val.sum()), train_time_s=round(ts["elapsed_s"], 1))
+        m = dict(meta or {}, n_train=int(n), n_val=int(val.sum()), train_time_s=round(ts["elapsed_s"], 1),
+                 losses=list(losses))
         m.update(final_meta or {})
         blob = {"format": "clusterg-checkpoint", "model": "gcn-v", "in_dim": int(x.shape[1]),
                 "config": dict(config, dtype="float16" if half else "float32"), "state_dict": state,
@@ -177,6 +180,7 @@ def train_gcn_v(features, labels, *, k: int = DEFAULTS["k"], hidden: int = DEFAU
             opt.step()
             sched.step()
             tot += loss.item() * len(b)
+        losses.append(round(tot / n, 6))
         log.info("gcn-v epoch %d/%d: mse %.5f", epoch + 1, config["epochs"], tot / n)
         if epoch + 1 < config["epochs"]:
             if time_limit is not None and time.time() - t0 >= time_limit:
@@ -217,6 +221,7 @@ def _load_xy(args) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cli_train(args) -> int:
+    from ..cli.cmd_train import print_result
     if args.quiet:
         set_quiet(True)
     from .._atomic import refuse_same_file
@@ -227,13 +232,24 @@ def _cli_train(args) -> int:
                        out=args.output, resume=args.resume, half=args.half, time_limit=args.time_limit,
                        meta={"trained_on": str(Path(args.features).name)})
     c = blob["config"]
-    if blob["train_state"]["epoch"] < c["epochs"]:
-        print(f"wrote {args.output}: stopped at epoch {blob['train_state']['epoch']} of {c['epochs']} "
-              f"(time limit); continue with --resume {args.output}")
-        return 0
-    print(f"wrote {args.output}: gcn-v k={c['k']} hidden={c['hidden']} tau_0={c['tau_0']:.4f} tau={c['tau']:.4f} "
-          f"passes={c['passes']} ({blob['meta']['train_time_s']} s)")
+    print_result(args, train_summary(blob, args.output),
+                 f"wrote {args.output}: stopped at epoch {blob['train_state']['epoch']} of {c['epochs']} "
+                 f"(time limit); continue with --resume {args.output}" if blob["train_state"]["epoch"] < c["epochs"]
+                 else f"wrote {args.output}: gcn-v k={c['k']} hidden={c['hidden']} tau_0={c['tau_0']:.4f} "
+                      f"tau={c['tau']:.4f} passes={c['passes']} ({blob['meta']['train_time_s']} s)")
     return 0
+
+
+def train_summary(blob: dict, output) -> dict:
+    """What ``clusterg train gcn-v|gcn-e --json`` prints: model, checkpoint, epochs done / planned,
+    per-epoch losses, seconds, whether it finished, and the linkage settings stored in the config."""
+    c, m = blob["config"], blob.get("meta", {})
+    done = int(blob["train_state"]["epoch"])
+    keys = ("k", "hidden", "dims", "feature", "tau_0", "tau", "passes", "rule", "ignore_ratio", "alpha", "p_min",
+            "p_high", "beta")
+    return {"model": blob["model"], "checkpoint": str(output), "epochs": done, "epochs_planned": int(c["epochs"]),
+            "finished": done >= int(c["epochs"]), "losses": list(m.get("losses", [])),
+            "seconds": m.get("train_time_s"), "config": {key: c[key] for key in keys if key in c}}
 
 
 def add_common_args(p: argparse.ArgumentParser, val: bool = True) -> None:

@@ -94,13 +94,20 @@ class GCNGraph(BaseTransform):
         th_sim: drop edges with cosine similarity below this (default 0).
         knn_method: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"`` (see :func:`clusterg.knn.knn_search`).
         seed: for the approximate indexes.
+        normalize: L2-normalise ``data.x`` first (written back as float32) and search on those rows,
+            exactly as the clusterers prepare their input (default True), so that
+            ``GCNV.from_pretrained()`` on ``graph_transform()(Data(x=raw_features))`` gives the
+            clusterer's confidences bit for bit; False leaves ``data.x`` as it is (the search still
+            uses cosine similarity).
     """
 
-    def __init__(self, k: int = 20, th_sim: float = 0.0, knn_method: str = "flat", seed: int = 0):
+    def __init__(self, k: int = 20, th_sim: float = 0.0, knn_method: str = "flat", seed: int = 0,
+                 normalize: bool = True):
         self.k = k
         self.th_sim = th_sim
         self.knn_method = knn_method
         self.seed = seed
+        self.normalize = normalize
 
     def forward(self, data: Data) -> Data:
         from ..knn import knn_search
@@ -108,11 +115,17 @@ class GCNGraph(BaseTransform):
         from .knn_graph import check_homogeneous
         check_homogeneous(data, "GCNGraph")
         data = as_knn_data(data)
-        x = check_features(data.x, min_n=2)
+        if not isinstance(self.normalize, (bool, np.bool_)):
+            raise ClustergError(f"GCNGraph: normalize must be True or False, got {self.normalize!r}")
+        device = data.x.device if isinstance(data.x, torch.Tensor) else None
+        x = check_features(data.x, min_n=2, normalize=bool(self.normalize))
         k = check_k(self.k, x.shape[0], clamp=True, min_k=2)
         if k != self.k:
             log.warning("k=%d is larger than N=%d; using k=%d", self.k, x.shape[0], k)
-        nbrs, sims = knn_search(x, k, method=self.knn_method, seed=self.seed)
+        # normalised here exactly as the clusterers do (check_features), then searched as they search
+        nbrs, sims = knn_search(x, k, method=self.knn_method, seed=self.seed, normalize=not self.normalize)
+        if self.normalize:
+            data.x = torch.from_numpy(x).to(device) if device is not None else torch.from_numpy(x)
         edge_index, edge_weight = adjacency_to_edges(build_adjacency(nbrs, sims, self.th_sim))
         data.edge_index = edge_index
         data.edge_weight = edge_weight
@@ -121,4 +134,4 @@ class GCNGraph(BaseTransform):
         return data
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(k={self.k}, th_sim={self.th_sim})"
+        return f"{type(self).__name__}(k={self.k}, th_sim={self.th_sim}, normalize={self.normalize})"

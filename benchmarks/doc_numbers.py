@@ -1,0 +1,411 @@
+"""The numbers the hand-written documentation quotes, measured and written to one results file.
+
+    python benchmarks/doc_numbers.py                      # every section, a few minutes on 2 cores
+    python benchmarks/doc_numbers.py --only metrics,hac   # some sections (the others are kept)
+
+writes ``docs/benchmarks/doc_numbers.json`` (merged section by section, written atomically).
+``tests/test_doc_numbers.py`` checks the text of ``README.md`` and ``docs/`` against this file:
+each quoted number is rendered from it by a template in :data:`CLAIMS`, and any time in seconds
+or milliseconds in the hand-written pages must be one of those (or a setting, or generated from
+another results file).
+
+Sections (all on the real sets in ``$CLUSTERG_DATA`` or ``../shared/data`` except ``metrics``):
+
+* ``training``: what the packaged checkpoints record about their own training (``meta``: wall time,
+  training faces, steps) and their file sizes; written by ``clusterg train ...`` when they were made.
+* ``pipelines``: GCN-V, GCN-V + E and Ada-NETS (packaged weights) on CelebA dev and celeba6k: pairwise /
+  BCubed F and wall seconds of ``fit`` (exact kNN included), with the exact 80-NN search time beside
+  them, so a time can be read as a multiple of the kNN search.
+* ``baselines``: the best knn-cc (exact 20-NN, threshold grid step 0.0025) and Infomap (50-NN, grid
+  step 0.01) thresholds, chosen with the labels (oracles), on the same sets.
+* ``structure_space``: Ada-NETS' structure space and AND costs.
+* ``metrics``: median times of the metrics on MS1M-like synthetic labels, and the reference-style
+  ``intersect1d`` loop (``benchmarks/bench_metrics.py``'s ``bcubed_naive``).
+* ``hac``: the kNN-graph average-linkage HAC against scikit-learn's full HAC.
+* ``ada_ablation``: the Ada-NETS ablation table (packaged AND and encoder, each stage's linkage at the
+  threshold chosen on held-aside identities, and the best over a grid).
+
+Times are wall-clock seconds on whatever machine runs this (``machine`` records cores and the
+load average at the start); on a shared machine they are loose, which is how the docs quote them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "docs" / "benchmarks" / "doc_numbers.json"
+COMMAND = "python benchmarks/doc_numbers.py"
+SETS = {"celeba-dev": ("celeba", "dev"), "celeba6k": ("celeba6k", "all")}
+
+def _row(label: str, section: str, key: str) -> tuple[str, str]:
+    """A row of the measured-results table of ``docs/gcn_ve.rst``: pairwise / BCubed F on dev, then celeba6k."""
+    cells = ["{%s[%s][%s][pairwise]:.3f} / {%s[%s][%s][bcubed]:.3f}" % (section, s, key, section, s, key)
+             for s in SETS]
+    return "docs/gcn_ve.rst", f"{label:<60}" + "    ".join(cells)
+
+
+#: the Ada-NETS ablation of docs/ada_nets.rst: (key, label, threshold, kind); the thresholds are the
+#: settings chosen on the held-aside training identities when the ablation was made
+ADA_ROWS = [
+    ("knn-cc", "kNN + connected components (k = 20)", 0.965, "cc"),
+    ("ss80-cc", "\\+ structure space, k = 80 (paper), cc on s'", 0.825, "cc"),
+    ("ss20-cc", "\\+ structure space, k = 20, cc on s'", 0.625, "cc"),
+    ("and-cc", "\\+ AND (adaptive graph), cc on s'", 0.400, "cc"),
+    ("gcn-and-cc", "\\+ GCN on the AND graph, cc (Ada-NETS)", 0.900, "cc"),
+    ("gcn-knn5-cc", "GCN on the 5-NN graph, cc", 0.910, "cc"),
+    ("gcn-knn5-infomap", "GCN on the 5-NN graph, Infomap", 0.895, "infomap"),
+    ("gcn-and-infomap", "GCN on the AND graph, Infomap", 0.895, "infomap"),
+    ("infomap-k20", "Infomap, k = 20 (plain)", 0.950, "infomap"),
+    ("infomap-k50", "Infomap, k = 50 (plain)", 0.950, "infomap"),
+]
+
+
+def _ada_row(key: str, label: str, thr: float) -> tuple[str, str]:
+    """A row of the Ada-NETS results table: dev Fp / Fb / Fp*, then celeba6k's."""
+    cell = "{ada_ablation[%s][%s][%s]:.3f}"
+    dev, six = (("%s   %s   %s" % (cell % (s, key, "pairwise"), cell % (s, key, "bcubed"),
+                                    cell % (s, key, "oracle_pairwise"))) for s in SETS)
+    return "docs/ada_nets.rst", f"{label:<44}  {thr:.3f}  {dev}    {six}"
+
+
+
+def _pipe_row(label: str, key: str, thr: str) -> tuple[str, str]:
+    """A packaged model's row of the Ada-NETS results table (its own thresholds, no oracle)."""
+    cell = "{pipelines[%s][%s][%s]:.3f}"
+    dev, six = ("%s   %s   -      " % (cell % (s, key, "pairwise"), cell % (s, key, "bcubed")) for s in SETS)
+    return "docs/ada_nets.rst", f"{label:<44}  {thr:<5}  {dev}  {six}".rstrip()
+
+#: (page, text): each text, formatted with the results file (``{section[key]...}``), must appear
+#: verbatim in the page; ``tests/test_doc_numbers.py`` checks them.
+CLAIMS: list[tuple[str, str]] = [
+    # what the packaged checkpoints record about their training (clusterg/weights/*.pt, meta)
+    ("docs/gcn_ve.rst", "Fp {training[gcn-v][val_pass2_fp]:.3f} there). {training[gcn-v][size_mb]:.1f} MB."),
+    ("docs/gcn_ve.rst", "``tau=0.9456``. {training[gcn-e][size_mb]:.1f} MB"),
+    ("docs/gcn_ve.rst", "GCN-V alone (its stored ``tau_0``)" + " " * 42 +
+                        "{training[gcn-v][val_pass1_fp]:.3f} / {training[gcn-v][val_pass1_fb]:.3f}"),
+    ("docs/gcn_ve.rst", "shipped GCN-E (cut ``p_min=0.1`` + rescue ``p_high=0.95``, ``beta=0.015``)  " +
+                        "**{training[gcn-e][val_fp]:.3f} / {training[gcn-e][val_fb]:.3f}**"),
+    ("docs/gcn_ve.rst", "training GCN-V {training[gcn-v][train_time_s]:.0f} s ({training[gcn-v][n_train]:,} faces"),
+    ("docs/gcn_ve.rst", "GCN-E {training[gcn-e][train_time_s]:.0f} s for {training[gcn-e][epochs]} epochs of "
+                        "{training[gcn-e][n_centers]:,} candidate sets"),
+    ("docs/ada_nets.rst", "``clusterg/weights/ada_nets_dlib128.pt`` ({training[ada-nets][size_mb]:.1f} MB, float16)"),
+    ("docs/ada_nets.rst", "(Infomap: {training[ada-nets][holdout_knn5_f_infomap]:.3f} pairwise F there, against "
+                          "{training[ada-nets][holdout_knn5_f_cc]:.3f} for connected components)"),
+    ("docs/ada_nets.rst", "Training took {training[ada-nets][seconds]:.0f} s"),
+    ("docs/ada_nets.rst", "AND stopped by its {training[ada-nets][and_time_limit]:.0f} s bound after "
+                          "{training[ada-nets][and_steps]} steps; GCN {training[ada-nets][gcn_steps]} steps in "
+                          "{training[ada-nets][gcn_seconds]:.0f} s"),
+    # clustering times, packaged weights, exact kNN included
+    ("docs/gcn_ve.rst", "GCN-V {pipelines[celeba-dev][gcn-v][seconds]:.1f} s, GCN-V + E "
+                        "{pipelines[celeba-dev][gcn-ve][seconds]:.0f} s, the exact 80-NN search alone "
+                        "{pipelines[celeba-dev][knn80_seconds]:.1f} s"),
+    ("docs/ada_nets.rst", "the whole ``AdaNetsClusterer`` {pipelines[celeba-dev][ada-nets][seconds]:.1f} s on "
+                          "dev and {pipelines[celeba6k][ada-nets][seconds]:.1f} s on celeba6k"),
+    # packaged models and oracle baselines on CelebA dev and celeba6k
+    _row("knn-cc, exact 20-NN, threshold best for pairwise F", "baselines", "knn-cc-pairwise"),
+    _row("knn-cc, exact 20-NN, threshold best for BCubed F", "baselines", "knn-cc-bcubed"),
+    _row("Infomap, 50-NN, threshold best for pairwise F", "baselines", "infomap-pairwise"),
+    _row("GCN-V (shipped)", "pipelines", "gcn-v"),
+    _row("GCN-V + GCN-E (shipped)", "pipelines", "gcn-ve"),
+    ("docs/gcn_ve.rst", "knn-cc thresholds: dev {baselines[celeba-dev][knn-cc-pairwise][threshold]:.4f} (pairwise) / "
+                        "{baselines[celeba-dev][knn-cc-bcubed][threshold]:.4f} (BCubed), celeba6k "
+                        "{baselines[celeba6k][knn-cc-pairwise][threshold]:.4f} / "
+                        "{baselines[celeba6k][knn-cc-bcubed][threshold]:.4f}"),
+    ("docs/gcn_ve.rst", "Infomap thresholds {baselines[celeba-dev][infomap-pairwise][threshold]:.2f} on dev and "
+                        "{baselines[celeba6k][infomap-pairwise][threshold]:.2f} on celeba6k"),
+    # Ada-NETS: the packaged checkpoint's held-aside choices, and the ablation (``ada_ablation``)
+    ("docs/ada_nets.rst", "held-aside pairwise F with Infomap "
+                          "{training[ada-nets][holdout_tuning][and][f_infomap]:.3f} on the AND graph, "
+                          "{training[ada-nets][holdout_tuning][knn3][f_infomap]:.3f} / "
+                          "{training[ada-nets][holdout_tuning][knn5][f_infomap]:.3f} / "
+                          "{training[ada-nets][holdout_tuning][knn10][f_infomap]:.3f} on the 3 / 5 / 10-NN graphs"),
+    ("docs/ada_nets.rst", "mean absolute error of {training[ada-nets][and_mae_holdout]:.2f} on the held-aside "
+                          "identities (a constant: {training[ada-nets][and_mae_const]:.2f})"),
+    *[_ada_row(key, label, thr) for key, label, thr, _ in ADA_ROWS],
+    _pipe_row("Ada-NETS default (``AdaNetsClusterer()``)", "ada-nets", "auto"),
+    _pipe_row("GCN-V (shipped ``gcn_v_dlib128.pt``)", "gcn-v", "ckpt"),
+    _pipe_row("GCN-V + GCN-E (shipped ``gcn_e_dlib128.pt``)", "gcn-ve", "ckpt"),
+    # structure space and AND
+    ("docs/ada_nets.rst", "{structure_space[train_k80_seconds]:.0f} s for 41,796 nodes with k = 80"),
+    ("docs/ada_nets.rst", "structure space {structure_space[dev_k20_seconds]:.1f} s for 10,567 faces at k = 20, "
+                          "{structure_space[train_k80_seconds]:.0f} s for 41,796 faces at k = 80, "
+                          "AND {structure_space[and_dev_seconds]:.1f} s"),
+    # metrics
+    ("docs/metrics.rst", "100,000       {metrics[100K][bcubed]:<10}{metrics[100K][pairwise]:<10}"
+                         "{metrics[100K][nmi]:<10}{metrics[100K][evaluate]}"),
+    ("docs/metrics.rst", "1,000,000     {metrics[1M][bcubed]:<10}{metrics[1M][pairwise]:<10}"
+                         "{metrics[1M][nmi]:<10}{metrics[1M][evaluate]}"),
+    ("docs/metrics.rst", "5,210,000     {metrics[5.21M][bcubed]:<10}{metrics[5.21M][pairwise]:<10}"
+                         "{metrics[5.21M][nmi]:<10}{metrics[5.21M][evaluate]}"),
+    ("docs/metrics.rst", "evaluation takes {metrics[naive_100000]} at 100,000 items, about "
+                         "{metrics[naive_ratio_100000]:.0f} times"),
+    # HAC: scikit-learn's full average linkage against the kNN-graph one
+    ("docs/baselines.rst", "celeba6k (6,061)      0.93   {hac[celeba6k@0.93][full_f]:.4f}               "
+                           "{hac[celeba6k@0.93][knn_f]:.4f}              {hac[celeba6k@0.93][full_s]:.1f} s / "
+                           "{hac[celeba6k@0.93][knn_s]:.1f} s"),
+    ("docs/baselines.rst", "CelebA dev (10,567)   0.93   {hac[celeba-dev@0.93][full_f]:.4f}               "
+                           "{hac[celeba-dev@0.93][knn_f]:.4f}              {hac[celeba-dev@0.93][full_s]:.1f} s / "
+                           "{hac[celeba-dev@0.93][knn_s]:.1f} s"),
+    ("docs/baselines.rst", "CelebA dev (10,567)   0.94   {hac[celeba-dev@0.94][full_f]:.4f}               "
+                           "{hac[celeba-dev@0.94][knn_f]:.4f}              {hac[celeba-dev@0.94][full_s]:.1f} s / "
+                           "{hac[celeba-dev@0.94][knn_s]:.1f} s"),
+]
+
+
+def render(template: str, results: dict) -> str:
+    """One claim's text, its numbers taken from ``results`` (the parsed results file)."""
+    return template.format(**results)
+
+
+def _data_root() -> Path:
+    env = os.environ.get("CLUSTERG_DATA")
+    root = Path(env) if env else REPO.parent / "shared" / "data"
+    if not root.is_dir():
+        sys.exit(f"doc_numbers: real data not found at {root} (set CLUSTERG_DATA)")
+    return root
+
+
+def _load(name: str):
+    from clusterg.data import MS1MDataset
+    folder, split = SETS[name]
+    ds = MS1MDataset(_data_root() / folder, split, dim=128)
+    return np.asarray(ds.x), np.asarray(ds.y)
+
+
+def _timed(fn, *a, **kw):
+    t = time.perf_counter()
+    out = fn(*a, **kw)
+    return out, time.perf_counter() - t
+
+
+def _scores(y, pred) -> dict:
+    from clusterg.metrics import bcubed, pairwise
+    return {"pairwise": float(pairwise(y, pred)[2]), "bcubed": float(bcubed(y, pred)[2])}
+
+
+def training() -> dict:
+    from clusterg.models.checkpoint import load_checkpoint
+    w = REPO / "clusterg" / "weights"
+    v = load_checkpoint(w / "gcn_v_dlib128.pt")
+    e = load_checkpoint(w / "gcn_e_dlib128.pt")
+    a = load_checkpoint(w / "ada_nets_dlib128.pt")
+    mb = {name: round((w / f).stat().st_size / 1e6, 2) for name, f in
+          (("gcn-v", "gcn_v_dlib128.pt"), ("gcn-e", "gcn_e_dlib128.pt"), ("ada-nets", "ada_nets_dlib128.pt"))}
+    am = a["meta"]
+    return {"source": "the packaged checkpoints' meta (clusterg/weights/*.pt), written by clusterg train",
+            "gcn-v": {"train_time_s": v["meta"]["train_time_s"], "n_train": v["meta"]["n_train"],
+                      "n_val": v["meta"]["n_val"], "size_mb": mb["gcn-v"], "hardware": v["meta"].get("hardware"),
+                      "val_pass1_fp": v["meta"]["val_pass1_fp"], "val_pass1_fb": v["meta"]["val_pass1_fb"],
+                      "val_pass2_fp": v["meta"]["val_pass2_fp"]},
+            "gcn-e": {"train_time_s": e["meta"]["train_time_s"], "n_centers": e["meta"]["n_centers"],
+                      "epochs": e["config"]["epochs"], "size_mb": mb["gcn-e"],
+                      "val_fp": e["meta"]["val_fp"], "val_fb": e["meta"]["val_fb"]},
+            "ada-nets": {"seconds": am["seconds"], "and_steps": am["and"]["steps"],
+                         "and_seconds": am["and"]["seconds"],
+                         "and_time_limit": 60.0, "gcn_steps": am["gcn"]["steps"],
+                         "gcn_seconds": am["gcn"]["seconds"], "size_mb": mb["ada-nets"],
+                         "holdout_knn5_f_infomap": am["holdout_tuning"]["knn5"]["f_infomap"],
+                         "holdout_knn5_f_cc": am["holdout_tuning"]["knn5"]["f_cc"],
+                         "holdout_tuning": am["holdout_tuning"], "and_mae_holdout": am["and"]["mae_holdout"],
+                         "and_mae_const": am["and"]["mae_const"]}}
+
+
+def pipelines() -> dict:
+    from clusterg.cluster import AdaNetsClusterer, GCNVClusterer, GCNVEClusterer
+    from clusterg.knn import knn_search
+    out = {}
+    for name in SETS:
+        x, y = _load(name)
+        _, t_knn = _timed(knn_search, x, 80)
+        row = {"n": int(len(x)), "knn80_seconds": round(t_knn, 2)}
+        for method, est in (("gcn-v", GCNVClusterer()), ("gcn-ve", GCNVEClusterer()),
+                            ("ada-nets", AdaNetsClusterer())):
+            _, t = _timed(est.fit, x)
+            row[method] = dict(_scores(y, est.labels_), seconds=round(t, 2))
+        out[name] = row
+    return out
+
+
+def baselines() -> dict:
+    from clusterg.cluster import InfomapClusterer, KNNConnectedComponents
+    from clusterg.knn import knn_search
+    out = {}
+    for name in SETS:
+        x, y = _load(name)
+        knn20, knn50 = knn_search(x, 20), knn_search(x, 50)
+        cc = []
+        for t in np.round(np.arange(0.90, 0.99 + 1e-9, 0.0025), 4):
+            cc.append(dict(_scores(y, KNNConnectedComponents(k=20, threshold=float(t)).fit(x, knn=knn20).labels_),
+                           threshold=float(t)))
+        im = []
+        for t in np.round(np.arange(0.88, 0.97 + 1e-9, 0.01), 2):
+            im.append(dict(_scores(y, InfomapClusterer(k=50, threshold=float(t)).fit(x, knn=knn50).labels_),
+                           threshold=float(t)))
+        out[name] = {"knn-cc-pairwise": max(cc, key=lambda r: (r["pairwise"], r["bcubed"])),
+                     "knn-cc-bcubed": max(cc, key=lambda r: (r["bcubed"], r["pairwise"])),
+                     "infomap-pairwise": max(im, key=lambda r: (r["pairwise"], r["bcubed"])),
+                     "infomap-bcubed": max(im, key=lambda r: (r["bcubed"], r["pairwise"]))}
+    return out
+
+
+def structure_space_costs() -> dict:
+    from clusterg.data import MS1MDataset
+    from clusterg.knn import knn_search
+    from clusterg.models.ada_nets import predict_k
+    from clusterg.nn import AND
+    from clusterg.transforms.structure_space import structure_space
+    x, _ = _load("celeba-dev")
+    nb, si = knn_search(x, 80)
+    (ss_nb, ss_si, ss_cos), t20 = _timed(structure_space, nb, si, k=20, lam=0.3, return_cosine=True, quiet=True)
+    model = AND.from_pretrained()
+    _, t_and = _timed(predict_k, model, x, ss_nb, ss_si, ss_cos)
+    xt = np.asarray(MS1MDataset(_data_root() / "celeba", "train", dim=128).x)
+    nb, si = knn_search(xt, 80)
+    _, t80 = _timed(structure_space, nb, si, k=80, lam=0.3, return_cosine=True, quiet=True)
+    return {"dev_k20_seconds": round(t20, 2), "and_dev_seconds": round(t_and, 2),
+            "train_k80_seconds": round(t80, 1), "train_n": int(len(xt))}
+
+
+def _fmt_time(s: float) -> str:
+    """How the metrics table prints a time: ms below 0.1 s (2 significant digits), else s."""
+    if s < 0.1:
+        ms = s * 1e3
+        return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+    return f"{s:.2f} s"
+
+
+def metrics() -> dict:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_metrics import bcubed_naive, ms1m_like_labels
+    from clusterg.metrics import bcubed, evaluate, nmi, pairwise
+    out: dict = {"labels": "bench_metrics.ms1m_like_labels (67 faces per identity on average, 3 % unassigned)",
+                 "repeats": 5}
+    for n, key in ((100_000, "100K"), (1_000_000, "1M"), (5_210_000, "5.21M")):
+        gt, pred = ms1m_like_labels(n)
+        row = {}
+        for name, fn in (("bcubed", bcubed), ("pairwise", pairwise), ("nmi", nmi), ("evaluate", evaluate)):
+            fn(gt, pred)  # warm
+            sec = float(np.median([_timed(fn, gt, pred)[1] for _ in range(5)]))
+            row[name], row[name + "_s"] = _fmt_time(sec), sec
+        out[key] = row
+    gt, pred = ms1m_like_labels(100_000)
+    _, t_naive = _timed(bcubed_naive, gt, pred)
+    out["naive_100000"] = _fmt_time(t_naive)
+    out["naive_100000_s"] = t_naive
+    out["naive_ratio_100000"] = t_naive / out["100K"]["bcubed_s"]
+    return out
+
+
+def hac() -> dict:
+    from sklearn.cluster import AgglomerativeClustering
+    from clusterg.cluster import KNNHAC
+    from clusterg.metrics import pairwise
+    out = {}
+    for name, t in (("celeba6k", 0.93), ("celeba-dev", 0.93), ("celeba-dev", 0.94)):
+        x, y = _load(name)
+        full, t_full = _timed(AgglomerativeClustering(n_clusters=None, linkage="average", metric="cosine",
+                                                      distance_threshold=1.0 - t).fit_predict, x)
+        ours, t_knn = _timed(KNNHAC(k=20, threshold=t, linkage="average").fit_predict, x)
+        out[f"{name}@{t}"] = {"full_f": float(pairwise(y, full)[2]), "knn_f": float(pairwise(y, ours)[2]),
+                              "full_s": round(t_full, 2), "knn_s": round(t_knn, 2)}
+    return out
+
+
+
+def ada_ablation() -> dict:
+    """Each row of the Ada-NETS ablation (packaged AND and encoder, no training) on dev and celeba6k:
+    pairwise / BCubed F at the row's threshold and the best pairwise F over a threshold grid (oracle)."""
+    from clusterg.knn import knn_search
+    from clusterg.linkage import connected_components
+    from clusterg.cluster.infomap import infomap_labels
+    from clusterg.metrics import pairwise
+    from clusterg.models.ada_nets import refine
+    from clusterg.nn import AND, AdaGCN
+    from clusterg.transforms.structure_space import structure_space
+    and_model, gcn = AND.from_pretrained(), AdaGCN.from_pretrained()
+    cfg = dict(gcn.config)
+    out = {}
+    for name in SETS:
+        x, y = _load(name)
+        from clusterg._validate import check_features
+        x = check_features(x, normalize=True)
+        n = len(x)
+        nb, si = knn_search(x, 80, normalize=False)
+        ss80 = structure_space(nb, si, k=80, lam=0.3, quiet=True)[:2]
+        ss20 = structure_space(nb, si, k=20, lam=0.3, return_cosine=True, quiet=True)
+        k_hat = and_model.predict_k(x, *ss20)
+        keep = np.arange(20)[None, :] < k_hat[:, None]
+        z_and, _ = refine(x, nb, si, and_model, gcn, dict(cfg, graph="and"))
+        z_knn, _ = refine(x, nb, si, and_model, gcn, dict(cfg, graph="knn", k_graph=5))
+        graphs = {"knn-cc": (nb[:, :20], si[:, :20], None), "ss80-cc": (*ss80, None), "ss20-cc": (*ss20[:2], None),
+                  "and-cc": (ss20[0], ss20[1], keep), "infomap-k20": (nb[:, :20], si[:, :20], None),
+                  "infomap-k50": (nb[:, :50], si[:, :50], None)}
+        for key, z in (("gcn-and", z_and), ("gcn-knn5", z_knn)):
+            zn, zs = knn_search(z, 20, normalize=False)
+            graphs[key + "-cc"] = graphs[key + "-infomap"] = (zn, zs, None)
+        rows = {}
+        for key, _, thr, kind in ADA_ROWS:
+            g_nb, g_si, mask = graphs[key]
+            src = np.repeat(np.arange(n), g_nb.shape[1])
+            dst, w = g_nb.ravel(), g_si.ravel()
+            base = (dst != src) & (True if mask is None else mask.ravel())
+
+            def labels(t):
+                e = base & (w > t)
+                if kind == "cc":
+                    return connected_components(n, src[e], dst[e])
+                return infomap_labels(n, src[e], dst[e], w[e], seed=0)
+            r = _scores(y, labels(thr))
+            grid = np.round(np.arange(0.30, 0.99, 0.005), 3) if kind == "cc" else np.round(np.arange(0.85, 0.975, 0.005), 3)
+            r["oracle_pairwise"] = max(float(pairwise(y, labels(float(t)))[2]) for t in grid)
+            rows[key] = r
+        out[name] = rows
+    return out
+
+
+SECTIONS = {"training": training, "pipelines": pipelines, "baselines": baselines,
+            "structure_space": structure_space_costs, "metrics": metrics, "hac": hac, "ada_ablation": ada_ablation}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--output", default=str(OUT), help=f"results file (default {OUT.relative_to(REPO)})")
+    ap.add_argument("--only", default=None, help=f"comma-separated sections of: {', '.join(SECTIONS)}")
+    ap.add_argument("--threads", type=int, default=2, help="torch / faiss threads (default 2)")
+    args = ap.parse_args(argv)
+    names = list(SECTIONS) if args.only is None else [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = [s for s in names if s not in SECTIONS]
+    if bad:
+        ap.error(f"unknown sections {bad}; choose from {list(SECTIONS)}")
+    import faiss
+    import torch
+    from clusterg import set_quiet
+    from clusterg._atomic import atomic_open
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    set_quiet(True)
+    out = Path(args.output)
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results["command"] = COMMAND
+    for name in names:
+        t0 = time.perf_counter()
+        results[name] = SECTIONS[name]()
+        print(f"doc_numbers: {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        results.setdefault("machine", {})[name] = {
+            "cores": os.cpu_count(), "threads": args.threads, "load_avg_1min": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+        with atomic_open(out, "w") as f:
+            f.write(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
