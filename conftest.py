@@ -25,7 +25,7 @@ THIRD_PARTY_SKIPS = ("SCIPY_ARRAY_API is not set",)
 
 
 #: the folders of ``$CLUSTERG_DATA`` (or ``../shared/data``) that tests and benchmarks read
-REQUIRED_DATA = ("celeba", "celeba6k", "pins14", "orl", "yale", "umist", "face-images")
+REQUIRED_DATA = ("celeba", "celeba6k", "pins14", "orl", "yale", "umist", "tweet89", "face-images")
 #: the checkpoints clusterg ships (``clusterg/weights``)
 REQUIRED_WEIGHTS = ("gcn_v_dlib128.pt", "gcn_e_dlib128.pt", "ada_nets_dlib128.pt")
 #: modules of the ``test`` extra that whole test files need (import name: what installs it)
