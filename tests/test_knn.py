@@ -233,3 +233,39 @@ def test_cli_cluster_with_precomputed_knn_equals_plain_run(tmp_path, capsys):
                          "-o", str(out)]) == 0
             np.testing.assert_array_equal(read_meta(out), plain, err_msg=f"{method} with --knn k{k}.npz")
     capsys.readouterr()
+
+
+def test_auto_method_is_exact_up_to_its_size_then_ivf_gemm(monkeypatch, caplog):
+    """``method="auto"`` (the clusterers' default) is flat search up to AUTO_EXACT_MAX points, ivf-gemm above."""
+    import logging
+
+    from clusterg.cluster import KNNConnectedComponents
+    from clusterg.data.synth import synth_ms1m
+    from clusterg.knn import search as search_mod
+    x, _ = synth_ms1m(3000, dim=32, n_ids=150, seed=4)
+    exact = knn_search(x, 10, method="flat", quiet=True)
+    auto = knn_search(x, 10, method="auto", quiet=True)
+    assert np.array_equal(exact[0], auto[0]) and np.array_equal(exact[1], auto[1])
+    monkeypatch.setattr(search_mod, "AUTO_EXACT_MAX", 1000)
+    with caplog.at_level(logging.INFO, logger="clusterg.knn"):
+        approx = knn_search(x, 10, method="auto", quiet=True)
+    assert "ivf-gemm" in caplog.text
+    from clusterg.knn.ivf_gemm import ivf_gemm_knn
+    ref = ivf_gemm_knn(x, 10, quiet=True)
+    assert np.array_equal(approx[0], ref[0])
+    assert (approx[0] == exact[0]).mean() > 0.9  # approximate, but close
+    assert KNNConnectedComponents().knn_method == "auto"
+
+
+def test_default_584k_script_small(tmp_path):
+    """benchmarks/default_584k.py (the MS1M-part1-size run of the default pipeline) end to end at a small N."""
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import default_584k
+    out = tmp_path / "d.json"
+    assert default_584k.main(["-o", str(out), "--n", "4000"]) == 0
+    r = json.loads(out.read_text())
+    assert r["knn_method"] == "flat" and r["knn_recall_at_80_sample_2000"] == 1.0  # exact below AUTO_EXACT_MAX
+    assert r["ran"] == "infomap" and r["pairwise_fscore"] > 0.8 and r["n_clusters"] > 10

@@ -229,7 +229,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         "hac average | single | complete (default average)")
     p.add_argument("--checkpoint", default=None, help="trained weights for learned methods")
     p.add_argument("--knn", default=None, help="precomputed kNN .npz for these features")
-    p.add_argument("--knn-method", choices=["flat", "ivf", "hnsw", "ivf-gemm"], default=None)
+    p.add_argument("--knn-method", choices=["auto", "flat", "ivf", "hnsw", "ivf-gemm"], default=None,
+                   help="kNN search (default auto: exact up to 200,000 points, ivf-gemm above)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--engine", choices=["local", "ray"], default="local",

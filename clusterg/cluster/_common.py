@@ -11,7 +11,7 @@ from ..knn import check_knn, knn_search
 logger = logging.getLogger("clusterg.cluster")
 
 
-def features_and_knn(X, k: int, knn=None, knn_method: str = "flat", device: str = "cpu", seed: int = 0,
+def features_and_knn(X, k: int, knn=None, knn_method: str = "auto", device: str = "cpu", seed: int = 0,
                      min_n: int = 1, engine=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated, L2-normalised features and their kNN with ``k`` columns (self included).
 

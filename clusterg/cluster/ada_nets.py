@@ -77,7 +77,7 @@ class AdaNetsClusterer(BaseClusterer):
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, k: int = 80, threshold: float | None = None,
                  linkage: str | None = None, min_sim: float | None = None, graph: str | None = None,
-                 knn_method: str = "flat", device: str = "cpu", seed: int = 0, raw_min_sim: float | None = None,
+                 knn_method: str = "auto", device: str = "cpu", seed: int = 0, raw_min_sim: float | None = None,
                  k_final: int | None = None, engine: str = "local", address: str | None = None,
                  shards: int | None = None):
         self.engine = engine

@@ -44,7 +44,7 @@ class AutoClusterer(BaseClusterer):
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, threshold: float | str | None = None,
-                 knn_method: str = "flat", device: str = "cpu", seed: int = 0, engine: str = "local",
+                 knn_method: str = "auto", device: str = "cpu", seed: int = 0, engine: str = "local",
                  address: str | None = None, shards: int | None = None):
         self.engine = engine
         self.address = address

@@ -27,7 +27,7 @@ class KNNDBSCAN(BaseClusterer):
     Noise points (when ``min_samples > 1``) become singletons, as the field scores -1.
     """
 
-    def __init__(self, k: int = 80, threshold: float | str = "auto", min_samples: int = 1, knn_method: str = "flat",
+    def __init__(self, k: int = 80, threshold: float | str = "auto", min_samples: int = 1, knn_method: str = "auto",
                  device: str = "cpu", seed: int = 0):
         self.k = k
         self.threshold = threshold

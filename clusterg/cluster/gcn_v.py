@@ -77,7 +77,7 @@ class GCNVClusterer(BaseClusterer):
     """
 
     def __init__(self, k: int | None = None, threshold: float | None = None, tau_0: float | None = None,
-                 passes: int | None = None, checkpoint=None, knn_method: str = "flat", device: str = "cpu",
+                 passes: int | None = None, checkpoint=None, knn_method: str = "auto", device: str = "cpu",
                  seed: int = 0, engine: str = "local", address: str | None = None, shards: int | None = None):
         self.engine = engine
         self.address = address
@@ -195,7 +195,7 @@ class GCNVEClusterer(GCNVClusterer):
     def __init__(self, k: int | None = None, k_e: int | None = None, threshold: float | None = None,
                  ignore_ratio: float | None = None, rule: str | None = None, alpha: float | None = None,
                  p_min: float | None = None, p_high: float | None = None, beta: float | None = None,
-                 checkpoint=None, batch_graphs: int = 512, knn_method: str = "flat", device: str = "cpu",
+                 checkpoint=None, batch_graphs: int = 512, knn_method: str = "auto", device: str = "cpu",
                  seed: int = 0):
         self.k = k
         self.k_e = k_e

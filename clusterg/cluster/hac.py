@@ -130,7 +130,7 @@ class KNNHAC(BaseClusterer):
         n_features_in_: D.
     """
 
-    def __init__(self, k: int = 20, threshold: float | str = "auto", linkage: str = "average", knn_method: str = "flat",
+    def __init__(self, k: int = 20, threshold: float | str = "auto", linkage: str = "average", knn_method: str = "auto",
                  device: str = "cpu", seed: int = 0):
         self.k = k
         self.threshold = threshold

@@ -67,7 +67,7 @@ class InfomapClusterer(BaseClusterer):
         trials: Infomap restarts (the best is kept).
     """
 
-    def __init__(self, k: int | str = "auto", threshold: float | str = "auto", knn_method: str = "flat", device: str = "cpu",
+    def __init__(self, k: int | str = "auto", threshold: float | str = "auto", knn_method: str = "auto", device: str = "cpu",
                  seed: int = 0, trials: int = 1):
         self.k = k
         self.threshold = threshold

@@ -22,7 +22,8 @@ class KNNConnectedComponents(BaseClusterer):
         threshold: cosine similarity an edge must exceed, or ``"auto"`` (default): chosen from the
             data by :func:`clusterg.linkage.auto_threshold` (``"cc"`` rule). Embeddings differ a lot
             here: dlib faces need about 0.96, MS1M ArcFace features about 0.6-0.7.
-        knn_method: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
+        knn_method: ``"auto"`` (default: exact up to :data:`clusterg.knn.AUTO_EXACT_MAX` points,
+            ``"ivf-gemm"`` above), ``"flat"``, ``"ivf"``, ``"hnsw"`` or ``"ivf-gemm"``.
         device: faiss device, ``"cpu"``, ``"cuda"`` or ``"auto"``.
         seed: seed for approximate kNN training.
         engine: ``"local"`` (default) or ``"ray"``: run the kNN search and the linkage (per-shard edges,
@@ -38,7 +39,7 @@ class KNNConnectedComponents(BaseClusterer):
     to it without changing it (:meth:`predict`).
     """
 
-    def __init__(self, k: int = 20, threshold: float | str = "auto", knn_method: str = "flat", device: str = "cpu",
+    def __init__(self, k: int = 20, threshold: float | str = "auto", knn_method: str = "auto", device: str = "cpu",
                  seed: int = 0, engine: str = "local", address: str | None = None, shards: int | None = None):
         self.engine = engine
         self.address = address

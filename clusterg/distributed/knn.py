@@ -147,7 +147,8 @@ def ray_knn_search(x, k: int, method: str = "flat", normalize: bool = True, nlis
     Args:
         x: features ``(N, D)`` (array or memmap; read shard by shard).
         k: neighbours per row including itself, ``1 <= k <= N``.
-        method: ``"flat"``, ``"ivf"`` or ``"hnsw"`` (per shard; ``"ivf-gemm"`` is single-node only).
+        method: ``"flat"`` (also for ``"auto"``), ``"ivf"`` or ``"hnsw"`` (per shard; ``"ivf-gemm"`` is
+            single-node only).
         normalize, nlist, nprobe, hnsw_m, ef_search, seed, device: as :func:`~clusterg.knn.knn_search`
             (``nlist`` is per shard; default ~4 sqrt(N / S)).
         address, shards: passed to :func:`~clusterg.distributed.engine.get_engine` (ignored with ``engine``).
@@ -159,8 +160,10 @@ def ray_knn_search(x, k: int, method: str = "flat", normalize: bool = True, nlis
     Returns:
         ``(nbrs, sims)``: int64 ``(N, k)`` and float32 ``(N, k)``, self first, descending similarity.
     """
+    if method == "auto":  # sharded exact search is what "auto" means on Ray
+        method = "flat"
     if method not in ("flat", "ivf", "hnsw"):
-        raise ClustergError(f"method: the Ray engine runs 'flat', 'ivf' or 'hnsw', got {method!r}")
+        raise ClustergError(f"method: the Ray engine runs 'flat', 'ivf' or 'hnsw' (or 'auto'), got {method!r}")
     n = int(np.shape(x)[0]) if np.ndim(x) == 2 else 0
     if np.ndim(x) != 2:
         raise ClustergError(f"features: expected shape (N, D), got shape {tuple(np.shape(x))}")

@@ -30,9 +30,26 @@ from .._validate import ClustergError, check_features, check_k
 
 logger = logging.getLogger("clusterg.knn")
 
-__all__ = ["knn_search", "search_knn", "build_index", "default_nlist", "normalize_rows", "gpu_available"]
+__all__ = ["knn_search", "search_knn", "build_index", "default_nlist", "normalize_rows", "gpu_available",
+           "resolve_method", "AUTO_EXACT_MAX"]
 
-Method = Literal["flat", "ivf", "hnsw", "ivf-gemm"]
+Method = Literal["auto", "flat", "ivf", "hnsw", "ivf-gemm"]
+
+#: ``method="auto"``: exact (``"flat"``) search up to this many points, ``"ivf-gemm"`` above it on the
+#: CPU. Exact search costs N^2 D: about 3 minutes for 200,000 x 256 on 2 cores, 15 minutes at 584K,
+#: where ivf-gemm's whole default pipeline takes under 2 (docs/benchmarks/default_584k.json).
+AUTO_EXACT_MAX = 200_000
+
+
+def resolve_method(method: str, n: int, device: str = "cpu") -> str:
+    """The search ``method="auto"`` stands for at ``n`` points (others are returned as given)."""
+    if method != "auto":
+        return method
+    if n <= AUTO_EXACT_MAX or device == "cuda":  # the GPU's exact search is fast enough at any size here
+        return "flat"
+    logger.info("kNN: %d points > %d, approximate ivf-gemm search (method='auto'; pass 'flat' for exact)",
+                n, AUTO_EXACT_MAX)
+    return "ivf-gemm"
 _ROW_CHUNK = 65536  # rows validated/normalised/added at once: bounds the memory of memmapped input
 
 
@@ -296,8 +313,9 @@ def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_si
         x: features ``(N, D)`` (array, memmap or tensor); N >= 1, finite, no zero rows.
         k: neighbours per row **including the row itself**; ``1 <= k <= N``, else
             :class:`~clusterg.ClustergError` (pass ``min(k, N)`` to clamp).
-        method: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"`` (approximate), or ``"ivf-gemm"``
-            (approximate, list-major IVF with BLAS, :func:`clusterg.knn.ivf_gemm.ivf_gemm_knn`).
+        method: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"`` (approximate), ``"ivf-gemm"``
+            (approximate, list-major IVF with BLAS, :func:`clusterg.knn.ivf_gemm.ivf_gemm_knn`), or
+            ``"auto"``: ``"flat"`` up to :data:`AUTO_EXACT_MAX` points, ``"ivf-gemm"`` above.
         device: ``"cpu"``, ``"cuda"`` (faiss-gpu) or ``"auto"``.
         chunk_size: queries per faiss call (bounds the memory of one call); default 16384.
         nlist, nprobe: IVF lists (default ~4 sqrt(N); ``ivf-gemm``: N / 192) and lists visited per
@@ -310,6 +328,8 @@ def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_si
         ``(nbrs, sims)``: int64 ``(N, k)`` and float32 ``(N, k)``, self first,
         descending similarity, no ``-1``.
     """
+    if method == "auto":
+        method = resolve_method(method, int(np.shape(x)[0]) if np.ndim(x) == 2 else 0, device)
     if method == "ivf-gemm":  # list-major IVF, one GEMM per list: clusterg.knn.ivf_gemm (CPU)
         from .ivf_gemm import ivf_gemm_knn
         if device == "cuda":
