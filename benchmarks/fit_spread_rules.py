@@ -34,7 +34,7 @@ SHIFT = 0.04
 
 def curves(n: int = 3000) -> dict:
     from clusterg.cluster.hac import average_linkage_knn
-    from clusterg.cluster.infomap import infomap_labels
+    from clusterg.cluster import InfomapClusterer
     from clusterg.data.synth import synth_ms1m
     from clusterg.knn import knn_search
     from clusterg.linkage import connected_components, threshold_edges
@@ -55,10 +55,7 @@ def curves(n: int = 3000) -> dict:
             ts = mf + R * gap
 
             def im(k, t):
-                rows = np.repeat(np.arange(n), k)
-                c, wt = nb[:, :k].ravel(), s[:, :k].ravel()
-                keep = (c != rows) & (wt > t)
-                return infomap_labels(n, rows[keep], c[keep], wt[keep])
+                return InfomapClusterer(k=k, threshold=float(t)).fit(x, knn=(nb, s)).labels_
             res = {"mfar": mf, "mnear": mn, "n": n, "R": R.tolist(), "curves": {
                 "infomap20": [f(y, im(20, t)) for t in ts], "infomap80": [f(y, im(80, t)) for t in ts],
                 "cc20": [f(y, connected_components(n, *threshold_edges(nb[:, :20], s[:, :20], t))) for t in ts],
@@ -96,6 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument("--from-json", help="refit from the curves of an earlier output instead of recomputing them")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("clusterg.linkage").setLevel(logging.ERROR)  # the sweep tries degenerate cuts on purpose
     sets = json.loads(Path(args.from_json).read_text())["sets"] if args.from_json else curves()
     result = {"command": "python benchmarks/fit_spread_rules.py -o " + args.output, "shift": SHIFT,
               "fits": fit(sets), "sets": sets}

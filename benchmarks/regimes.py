@@ -78,7 +78,7 @@ def best_over(y, fn, grid):
 def run_set(name: str, x: np.ndarray, y: np.ndarray, methods: list[str]) -> dict:
     from clusterg.cluster import make_clusterer
     from clusterg.cluster.hac import average_linkage_knn
-    from clusterg.cluster.infomap import infomap_labels
+    from clusterg.cluster import InfomapClusterer
     from clusterg.knn import knn_search
     from clusterg.linkage import connected_components, threshold_edges
     from clusterg.linkage.tree_deduction import parents_to_labels
@@ -92,11 +92,7 @@ def run_set(name: str, x: np.ndarray, y: np.ndarray, methods: list[str]) -> dict
                  "median_identity_size": float(np.median(np.unique(y, return_counts=True)[1])), "methods": {}}
 
     def im(k, t):
-        kk = min(k, k80)
-        rows = np.repeat(np.arange(len(x)), kk)
-        c, w = nb[:, :kk].ravel(), s[:, :kk].ravel()
-        keep = (c != rows) & (w > t)
-        return infomap_labels(len(x), rows[keep], c[keep], w[keep])
+        return InfomapClusterer(k=min(k, k80), threshold=float(t)).fit(xn, knn=(nb, s)).labels_
 
     best_im = {"F": -1.0}
     for k in (10, 20, 50, 80):

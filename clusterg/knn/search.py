@@ -36,8 +36,9 @@ __all__ = ["knn_search", "search_knn", "build_index", "default_nlist", "normaliz
 Method = Literal["auto", "flat", "ivf", "hnsw", "ivf-gemm"]
 
 #: ``method="auto"``: exact (``"flat"``) search up to this many points, ``"ivf-gemm"`` above it on the
-#: CPU. Exact search costs N^2 D: about 3 minutes for 200,000 x 256 on 2 cores, 15 minutes at 584K,
-#: where ivf-gemm's whole default pipeline takes under 2 (docs/benchmarks/default_584k.json).
+#: CPU. Exact search costs N^2 D: 174 s for 200,000 x 256 on 2 idle cores (docs/benchmarks/knn_gemm.md),
+#: about 1,280 s estimated at 584K (knn_gemm_584k.md), where ivf-gemm's kNN plus the default clustering
+#: took 104 s (docs/benchmarks/default_584k.json).
 AUTO_EXACT_MAX = 200_000
 
 

@@ -112,10 +112,9 @@ def cluster_photo_faces(x: np.ndarray, owner: Sequence[tuple[int, int]], results
                     rec["group"] = next_group
                     next_group += 1
                 groups.append(rec["group"] if all_faces else -1)
-            before = st.labels.copy()
             res = st.add(x[add_rows], keys=[keys[r] for r in add_rows], groups=np.asarray(groups, np.int64))
             merged = res.merged
-            moved_old = {int(f): int(before[f]) for f in res.moved}
+            moved_old = dict(zip(res.moved.tolist(), res.moved_from.tolist()))
             if res.rebuilt:
                 logger.warning(
                     "%d new faces for %d in the state: every face was re-clustered (rebuild_from=%s); "

@@ -102,6 +102,7 @@ class AddResult:
             face instead (:meth:`ClusterState.rebuild`: ids kept where clusters persist).
         moved: int64 indices of existing faces whose cluster id changed in that re-run
             (empty otherwise: without a re-run existing faces change id only through ``merged``).
+        moved_from: int64 ids those faces had before the re-run, aligned with ``moved``.
     """
 
     faces: np.ndarray
@@ -111,6 +112,7 @@ class AddResult:
     merged: list[dict] = field(default_factory=list)
     rebuilt: bool = False
     moved: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    moved_from: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def _write_array(path: Path, arr: np.ndarray) -> None:
@@ -786,7 +788,8 @@ class ClusterState:
         moved = np.flatnonzero(after[:start] != before)
         conf = self._conf[ids].copy()
         new_clusters = sorted(set(after[ids].tolist()) - set(before.tolist()))
-        return AddResult(ids, after[ids].copy(), conf, new_clusters, [], rebuilt=True, moved=moved)
+        return AddResult(ids, after[ids].copy(), conf, new_clusters, [], rebuilt=True, moved=moved,
+                         moved_from=before[moved])
 
     def _cluster_leftovers(self, faces: np.ndarray, nb: np.ndarray, sm: np.ndarray,
                            local: np.ndarray | None = None) -> list[int]:
