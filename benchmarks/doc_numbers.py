@@ -160,6 +160,56 @@ CLAIMS: list[tuple[str, str]] = [
 ]
 
 
+def _lost(tuning: dict, q: str, frac: str) -> str:
+    """Pairwise F lost by the joint run (no re-run) against the batch run, a ``library_incremental`` tuning cell."""
+    return f"{tuning[q]['batch_f'] - tuning[q]['fracs'][frac]['joint']['f']:.3f}"
+
+
+#: numbers quoted from the other results files of ``docs/benchmarks/`` (written by their own documented
+#: commands): (page, results file, template); a template is formatted with the file's JSON, or is a
+#: function of it for differences; ``tests/test_doc_numbers.py`` checks each like :data:`CLAIMS`.
+FILE_CLAIMS: list[tuple[str, str, object]] = [
+    ("docs/defaults.rst", "spread_fit.json",
+     "(mean regret {fits[infomap20][mean_regret]:.3f} and {fits[infomap80][mean_regret]:.3f})"),
+    ("docs/library.rst", "library_incremental.json",
+     "scores {sets[celeba-dev][fracs][0.5][joint][library_f]:.3f} on its\n"
+     "own faces against {sets[celeba-dev][fracs][0.5][joint][full_on_library_f]:.3f} for the full batch run"),
+    ("docs/library.rst", "library_incremental.json",
+     "gives at +50 % celeba dev {sets[celeba-dev][fracs][0.5][joint][f]:.3f}, celeba6k\n"
+     "{sets[celeba6k][fracs][0.5][joint][f]:.3f} and pins14 {sets[pins14][fracs][0.5][joint][f]:.3f}"),
+    ("docs/library.rst", "library_incremental.json",
+     "quarters at 50 %:\n{tuning[train-q0][fracs][0.5][votes][f]:.3f} to {tuning[train-q0][fracs][0.5][joint][f]:.3f} "
+     "and {tuning[train-q1][fracs][0.5][votes][f]:.3f} to {tuning[train-q1][fracs][0.5][joint][f]:.3f})"),
+    ("docs/library.rst", "library_incremental.json",
+     lambda j: (f"(0.25 new faces per library face) lost {_lost(j['tuning'], 'train-q0', '0.2')} on the first, "
+                f"and 50 % lost {float(_lost(j['tuning'], 'train-q0', '0.5')):.2f}\n"
+                f"and {_lost(j['tuning'], 'train-q1', '0.5')}")),
+    ("docs/library.rst", "library_incremental.json",
+     lambda j: "the faces stayed within %.3f of the batch F" % max(
+         q["batch_f"] - q["fracs"][f]["joint"]["f"] for q in j["tuning"].values() for f in ("0.01", "0.1"))),
+    ("docs/library.rst", "library_incremental.json",
+     lambda j: "sets (by at most %.4f pairwise F)" % max(
+         abs(t["fracs"][f]["joint"]["f"] - t["fracs"][f]["votes"]["f"]) for t in j["sets"].values()
+         for f in ("0.01", "0.1"))),
+    ("README.md", "regimes.json",
+     lambda j: "where the default is %.3f short of the best Infomap - 0.03" % (
+         j["sets"]["tweet89"]["best_infomap"]["F"] - 0.03 - j["sets"]["tweet89"]["methods"]["auto"]["default_F"])),
+    ("docs/synthetic.rst", "calibration.json", lambda j: "real %.3f." % j["CelebA dev (real)"]["nn_rate"]),
+    # the analysis of the benchmark report (docs/benchmarks/notes.md) quoting the regime sweep
+    ("docs/benchmarks/notes.md", "regimes.json",
+     "6K synthetic sets, where it scores {sets[synth-med5][methods][ada-nets][default_F]:.3f} / "
+     "{sets[synth-med50][methods][ada-nets][default_F]:.3f} / {sets[synth-med500][methods][ada-nets][default_F]:.3f}"
+     " pairwise F"),
+    ("docs/benchmarks/notes.md", "knn_gemm_584k.json",
+     "took {sizes[0][runs][0][ivf_gemm_s]:.1f} s against faiss IVF's {sizes[0][runs][0][faiss_s]:.1f} s at equal recall"),
+]
+
+
+def render_file_claim(template, data: dict) -> str:
+    """One :data:`FILE_CLAIMS` text, its numbers taken from ``data`` (that claim's parsed results file)."""
+    return template(data) if callable(template) else template.format(**data)
+
+
 def render(template: str, results: dict) -> str:
     """One claim's text, its numbers taken from ``results`` (the parsed results file)."""
     return template.format(**results)

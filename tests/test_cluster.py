@@ -135,6 +135,15 @@ def test_infomap_beats_knn_cc_on_celeba6k(shared_set):
     assert im > cc + 0.13, (im, cc)  # measured 0.915 vs 0.762
 
 
+def test_infomap_default_threshold_on_celeba_dev(shared_set):
+    """``InfomapClusterer()`` (label-free k and threshold) on CelebA dev: pairwise F 0.859 in
+    docs/benchmarks/regimes.json (``methods.infomap.default_F``); a cut 0.02 lower scores 0.46."""
+    x, y = shared_set("celeba", "dev")
+    est = InfomapClusterer().fit(x)
+    assert 0.93 < est.threshold_ < 0.96, est.threshold_
+    assert pairwise(y, est.labels_)[2] >= 0.84
+
+
 def test_infomap_after_user_imported_infomap_first():
     # infomap and faiss are both SWIG modules; reading Infomap's result iterators crashed when
     # infomap was imported before faiss

@@ -66,6 +66,19 @@ def test_self_first_with_duplicates():
     assert np.allclose(sims[:, 0], 1.0)
 
 
+@pytest.mark.parametrize("method", ["flat", "ivf", "hnsw", "ivf-gemm"])
+def test_self_first_with_more_than_k_duplicates(method):
+    # 6 identical rows, k = 3: ties by id put rows 10-12 ahead of rows 13-15 in their own lists, so
+    # "self fell off the list" must put each row back in column 0 (in place of the farthest entry)
+    x = np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32)
+    x[10:16] = x[10]
+    nbrs, sims = knn_search(x, 3, method=method, quiet=True)
+    assert (nbrs[:, 0] == np.arange(400)).all()
+    assert nbrs[10:16].tolist() == [[10, 11, 12], [11, 10, 12], [12, 10, 11],
+                                    [13, 10, 11], [14, 10, 11], [15, 10, 11]]
+    np.testing.assert_allclose(sims[10:16], 1.0, atol=1e-6)
+
+
 def test_k_bounds():
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     assert knn_search(x, 5)[0].shape == (5, 5)
