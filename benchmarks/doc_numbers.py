@@ -194,6 +194,10 @@ FILE_CLAIMS: list[tuple[str, str, object]] = [
     ("README.md", "regimes.json",
      lambda j: "where the default is %.3f short of the best Infomap - 0.03" % (
          j["sets"]["tweet89"]["best_infomap"]["F"] - 0.03 - j["sets"]["tweet89"]["methods"]["auto"]["default_F"])),
+    ("docs/defaults.rst", "silhouette_tol.json",
+     "it prefers Ada-NETS at {sets[synth-med500][auto][ada_F]:.3f} over Infomap's {sets[synth-med500][auto][infomap_F]:.3f}"),
+    ("docs/defaults.rst", "silhouette_tol.json",
+     "(mean regret {tol_mean_regret[0.02]:.3f} against {tol_mean_regret[0.04]:.3f} at 0.04)"),
     ("docs/synthetic.rst", "calibration.json", lambda j: "real %.3f." % j["CelebA dev (real)"]["nn_rate"]),
     # the analysis of the benchmark report (docs/benchmarks/notes.md) quoting the regime sweep
     ("docs/benchmarks/notes.md", "regimes.json",
@@ -202,6 +206,16 @@ FILE_CLAIMS: list[tuple[str, str, object]] = [
      " pairwise F"),
     ("docs/benchmarks/notes.md", "knn_gemm_584k.json",
      "took {sizes[0][runs][0][ivf_gemm_s]:.1f} s against faiss IVF's {sizes[0][runs][0][faiss_s]:.1f} s at equal recall"),
+    # k-reciprocal re-ranking: the 10^6-point run and the join's speed-up (benchmarks/bench_rerank.py)
+    ("docs/reid.rst", "rerank_1m.json", "N = {n:,} (dim {dim}, k1 = {k1}, k2 = {k2}, {machine[threads]} thread):"),
+    ("docs/reid.rst", "rerank_1m.json",
+     "kNN ({knn_method}) {knn_s:.0f} s, weights {weights_s:.0f} s, join {join_s:.0f} s"),
+    ("docs/reid.rst", "rerank_1m.json",
+     "({join_rows_per_s:,.0f} rows a second), {pairs:,} pairs kept, peak resident memory {peak_rss_gib:.1f} GiB"),
+    ("docs/reid.rst", "rerank_speedup.json",
+     "{runs[0][default][ratio]:.1f} times faster at N = {runs[0][n]:,} and {runs[1][default][ratio]:.1f} times at "
+     "N = {runs[1][n]:,}"),
+    ("docs/reid.rst", "rerank_speedup.json", "on the first {runs[1][rows]:,} rows"),
 ]
 
 

@@ -148,6 +148,35 @@ def test_deterministic_and_symmetric():
     assert abs(a - a.T).max() < 1e-6
 
 
+def test_chunks_do_not_change_the_result_and_stats():
+    x, _ = synth_ms1m(700, dim=32, n_ids=70, seed=5)
+    stats = {}
+    a = k_reciprocal_jaccard(x, k1=12, k2=4, quiet=True, stats=stats)
+    for kw in (dict(chunk_size=7), dict(chunk_size=700), dict(chunk_size=1)):
+        b = k_reciprocal_jaccard(x, k1=12, k2=4, quiet=True, **kw)
+        assert (a.indptr == b.indptr).all() and (a.indices == b.indices).all() and (a.data == b.data).all()
+    assert {"weights_s", "join_s", "assemble_s", "weights_nnz"} <= set(stats) and stats["join_s"] >= 0
+    counts = np.diff(a.indptr)
+    assert counts.max() == 13 and a.nnz == int(counts.sum())
+    # within each row, kept distances ascend; equal distances come in id order
+    for i in range(0, 700, 53):
+        d, j = a.data[a.indptr[i]:a.indptr[i + 1]], a.indices[a.indptr[i]:a.indptr[i + 1]]
+        assert np.all(np.diff(j) > 0)  # CSR columns sorted
+        o = np.lexsort((j, d))
+        assert np.all(np.diff(d[o]) >= 0)
+
+
+def test_ties_broken_by_id():
+    x, _ = synth_ms1m(300, dim=16, n_ids=30, seed=6)
+    x = np.concatenate([x, x[:1], x[:1], x[:1]])  # three exact copies of point 0: rows 300-302
+    g = k_reciprocal_jaccard(x, k1=10, k2=1, max_neighbors=2, quiet=True)
+    # the copies share point 0's neighbourhood, so 0, 300, 301, 302 are at distance 0 from each
+    # other: each of these rows keeps the two smallest ids among them
+    for i in (0, 300, 301, 302):
+        row = g.indices[g.indptr[i]:g.indptr[i + 1]]
+        assert list(row) == [0, 300], (i, list(row), g.data[g.indptr[i]:g.indptr[i + 1]])
+
+
 def test_transform_writes_graph():
     x, _ = synth_ms1m(400, dim=32, n_ids=40, seed=4)
     t = KReciprocal(k1=10, k2=3)
@@ -161,7 +190,7 @@ def test_transform_writes_graph():
 
 @pytest.mark.parametrize("kw,msg", [(dict(k1=0), "k1"), (dict(k2=40, k1=30), "k2"), (dict(lam=2.0), "lam"),
                                     (dict(max_distance=0.0), "max_distance"), (dict(max_neighbors=0), "max_neighbors"),
-                                    (dict(k1=2.5), "k1")])
+                                    (dict(k1=2.5), "k1"), (dict(stats=[]), "stats")])
 def test_bad_input(kw, msg):
     x, _ = synth_ms1m(100, dim=8, n_ids=10, seed=0)
     with pytest.raises(ClustergError, match=msg):

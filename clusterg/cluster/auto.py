@@ -7,11 +7,17 @@ import os
 import numpy as np
 
 from .._validate import ClustergError
+from ..linkage.threshold_search import SELECT_MAX_N
+from ._threshold import is_auto
 from .base import BaseClusterer
 
 __all__ = ["AutoClusterer"]
 
 logger = logging.getLogger("clusterg.cluster.auto")
+
+#: Infomap replaces Ada-NETS when its silhouette is higher by more than this share (relative); chosen
+#: on training identities and synthetic sets (``benchmarks/fit_silhouette_tol.py``)
+AUTO_MARGIN = 0.15
 
 
 def _has_packaged_ada_nets(dim: int) -> bool:
@@ -27,6 +33,10 @@ class AutoClusterer(BaseClusterer):
     - Features with Ada-NETS weights (the packaged dlib-128 face weights, or ``checkpoint``):
       :class:`~clusterg.cluster.AdaNetsClusterer` at its defaults: refined embeddings, an
       80-NN graph on them, Infomap with the edge cut chosen from the embeddings.
+      On compact embeddings of 20 to 20,000 points, Infomap with a silhouette-chosen cut also
+      runs, and replaces Ada-NETS when its clustering's silhouette is higher by more than
+      :data:`AUTO_MARGIN` (relative): the packaged weights fit identities like their training
+      ones (a handful of faces each); small libraries of 10-50 faces a person suit Infomap.
     - Any other features (other embedders, text, re-ID): :class:`~clusterg.cluster.InfomapClusterer`
       on the cosine kNN graph, k (20 for compact embeddings such as dlib faces, 80 for spread ones
       such as text or ArcFace) and edge cut chosen from the data
@@ -62,6 +72,32 @@ class AutoClusterer(BaseClusterer):
             return "ada-nets"
         return "ada-nets" if _has_packaged_ada_nets(dim) else "infomap"
 
+    def _against_infomap(self, X, ada, knn):
+        """Keep Ada-NETS unless silhouette-cut Infomap is clearly more coherent (compact embeddings,
+        20 to SELECT_MAX_N points): Ada-NETS' weights fit identities like their training ones; on
+        other regimes (small libraries of 10-50 faces a person) Infomap with a cut chosen by the
+        silhouette holds better, and the silhouette tells the two apart without labels."""
+        from ..linkage.auto_threshold import geometry_weight, similarity_scale
+        from ..linkage.threshold_search import SilhouetteScorer
+        from ._common import features_and_knn
+        from .infomap import InfomapClusterer
+        n = len(ada.labels_)
+        if knn is None or not 20 <= n <= SELECT_MAX_N:
+            return ada, "ada-nets"
+        x, nb, sm = features_and_knn(X, int(np.shape(knn[0])[1]), knn)
+        if geometry_weight(*similarity_scale(x, sm, seed=self.seed)) >= 0.5:
+            return ada, "ada-nets"
+        im = InfomapClusterer(seed=self.seed).fit(x, knn=(nb, sm))
+        score = SilhouetteScorer(x, seed=self.seed)
+        s_ada, s_im = score(ada.labels_), score(im.labels_)
+        self.silhouettes_ = {"ada-nets": s_ada, "infomap": s_im}
+        if s_im > s_ada + AUTO_MARGIN * abs(s_ada):
+            logger.info("auto: Infomap's clustering is more coherent than Ada-NETS' (silhouette %.3f vs %.3f, margin "
+                        "%.2f): keeping Infomap", s_im, s_ada, AUTO_MARGIN)
+            return im, "infomap"
+        logger.info("auto: keeping Ada-NETS (silhouette %.3f; Infomap %.3f, margin %.2f)", s_ada, s_im, AUTO_MARGIN)
+        return ada, "ada-nets"
+
     def fit(self, X, y=None, knn=None) -> "AutoClusterer":
         from .ada_nets import AdaNetsClusterer
         from .infomap import InfomapClusterer
@@ -87,7 +123,17 @@ class AutoClusterer(BaseClusterer):
                 k_ray = min(RULE_K, int(np.shape(X)[0])) if est.k == "auto" else est.k
                 _, nb, sm = features_and_knn(X, k_ray, None, self.knn_method, self.device, self.seed, engine=eng)
                 knn = (nb, sm)
+        if method == "ada-nets" and knn is None and self.engine in (None, "local") and is_auto(self.threshold):
+            from ._common import features_and_knn
+            from .infomap import RULE_K
+            n_pts = int(np.shape(X)[0])
+            if 20 <= n_pts <= SELECT_MAX_N:
+                _, nb, sm = features_and_knn(X, min(max(RULE_K, est.k), n_pts), None, self.knn_method, self.device,
+                                             self.seed)
+                knn = (nb, sm)
         est.fit(X, knn=knn)
+        if method == "ada-nets" and is_auto(self.threshold):
+            est, method = self._against_infomap(X, est, knn)
         self.estimator_ = est
         self.method_ = method
         self.labels_ = est.labels_

@@ -8,7 +8,7 @@ from sklearn.cluster import DBSCAN
 from .._validate import ClustergError, check_threshold
 from ..linkage import relabel
 from ._common import features_and_knn
-from ._threshold import resolve_threshold
+from ._threshold import infomap_reference, resolve_threshold
 from .base import BaseClusterer
 
 __all__ = ["KNNDBSCAN"]
@@ -40,7 +40,6 @@ class KNNDBSCAN(BaseClusterer):
         if int(self.min_samples) < 1:
             raise ClustergError(f"min_samples must be >= 1, got {self.min_samples}")
         x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed)
-        t = self.threshold_ = resolve_threshold(self.threshold, x, sims, "cc", "dbscan", self.seed)
         n, k = nbrs.shape
         rows = np.repeat(np.arange(n), k)
         # distances of exactly 0 would vanish from a sparse matrix; the tiny floor keeps them as edges
@@ -48,9 +47,15 @@ class KNNDBSCAN(BaseClusterer):
         g = sp.csr_matrix((dist, (rows, nbrs.ravel())), shape=(n, n))
         g = g.maximum(g.T).tocsr()  # DBSCAN's neighbourhoods are symmetric
         g.sort_indices()
-        lab = DBSCAN(eps=1.0 - t, min_samples=int(self.min_samples), metric="precomputed").fit_predict(g)
-        noise = lab < 0
-        lab = lab.astype(np.int64)
-        lab[noise] = lab.max() + 1 + np.arange(noise.sum())
-        self.labels_ = relabel(lab)
+
+        def labels_at(t: float) -> np.ndarray:
+            lab = DBSCAN(eps=1.0 - t, min_samples=int(self.min_samples), metric="precomputed").fit_predict(g)
+            noise = lab < 0
+            lab = lab.astype(np.int64)
+            lab[noise] = lab.max() + 1 + np.arange(noise.sum())
+            return relabel(lab)
+
+        t = self.threshold_ = resolve_threshold(self.threshold, x, sims, "cc", "dbscan", self.seed, labels_at=labels_at,
+                                                reference=lambda: infomap_reference(x, nbrs, sims, self.seed))
+        self.labels_ = labels_at(t)
         return self

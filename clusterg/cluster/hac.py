@@ -11,7 +11,7 @@ from .._progress import progress
 from .._validate import ClustergError, check_threshold
 from ..linkage import connected_components, relabel, threshold_edges
 from ._common import features_and_knn
-from ._threshold import resolve_threshold
+from ._threshold import infomap_reference, resolve_threshold
 from .base import BaseClusterer
 
 __all__ = ["KNNHAC", "average_linkage_knn"]
@@ -144,8 +144,15 @@ class KNNHAC(BaseClusterer):
             raise ClustergError(f"linkage must be 'single', 'average' or 'complete', got {self.linkage!r}")
         x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed)
         rule = "cc" if self.linkage == "single" else "hac"
-        t = self.threshold_ = resolve_threshold(self.threshold, x, sims, rule, "hac", self.seed)
         n = len(x)
+        labels_at = None
+        if self.linkage == "single":
+            labels_at = lambda t: connected_components(n, *threshold_edges(nbrs, sims, t))  # noqa: E731
+        elif self.linkage == "average":
+            labels_at = lambda t: average_linkage_knn(x, nbrs, t, quiet=True)  # noqa: E731
+        t = self.threshold_ = resolve_threshold(self.threshold, x, sims, rule, "hac", self.seed, labels_at=labels_at,
+                                                reference=lambda: infomap_reference(x, nbrs, sims, self.seed),
+                                                mean_linkage=self.linkage == "average")
         if self.linkage == "single" or n < 2:
             self.labels_ = connected_components(n, *threshold_edges(nbrs, sims, t))
             return self

@@ -7,7 +7,7 @@ from .._validate import ClustergError, check_features, check_threshold
 from ..knn import search_knn
 from ..linkage import UnionFind, connected_components, relabel, threshold_edges
 from ._common import features_and_knn, ray_engine
-from ._threshold import resolve_threshold
+from ._threshold import infomap_reference, resolve_threshold
 from .base import BaseClusterer
 
 __all__ = ["KNNConnectedComponents"]
@@ -53,7 +53,11 @@ class KNNConnectedComponents(BaseClusterer):
     def fit(self, X, y=None, knn=None) -> "KNNConnectedComponents":
         eng = ray_engine(self.engine, self.address, self.shards)
         x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed, engine=eng)
-        t = self.threshold_ = resolve_threshold(self.threshold, x, sims, "cc", "knn-cc", self.seed)
+        n = len(x)
+        t = self.threshold_ = resolve_threshold(
+            self.threshold, x, sims, "cc", "knn-cc", self.seed,
+            labels_at=lambda t: connected_components(n, *threshold_edges(nbrs, sims, t)),
+            reference=lambda: infomap_reference(x, nbrs, sims, self.seed))
         if eng is not None:
             from ..distributed.linkage import ray_threshold_components
             self.labels_ = ray_threshold_components(nbrs, sims, t, engine=eng)
