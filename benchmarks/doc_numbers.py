@@ -86,6 +86,8 @@ def _pipe_row(label: str, key: str, thr: str) -> tuple[str, str]:
 #: (page, text): each text, formatted with the results file (``{section[key]...}``), must appear
 #: verbatim in the page; ``tests/test_doc_numbers.py`` checks them.
 CLAIMS: list[tuple[str, str]] = [
+    ("docs/ada_nets.rst", "every same-identity 20-NN pair of the training split, whose lowest is "
+                          "{train_graph[min_same_identity_20nn_sim]:.3f}) is cut."),
     # what the packaged checkpoints record about their training (clusterg/weights/*.pt, meta)
     ("docs/gcn_ve.rst", "Fp {training[gcn-v][val_pass2_fp]:.3f} there). {training[gcn-v][size_mb]:.1f} MB."),
     ("docs/gcn_ve.rst", "``tau=0.9456``. {training[gcn-e][size_mb]:.1f} MB"),
@@ -198,6 +200,13 @@ FILE_CLAIMS: list[tuple[str, str, object]] = [
      "it prefers Ada-NETS at {sets[synth-med500][auto][ada_F]:.3f} over Infomap's {sets[synth-med500][auto][infomap_F]:.3f}"),
     ("docs/defaults.rst", "silhouette_tol.json",
      "(mean regret {tol_mean_regret[0.02]:.3f} against {tol_mean_regret[0.04]:.3f} at 0.04)"),
+    # the output of examples/pyg_model.py --json, as the PyG tutorial shows it
+    ("docs/tutorials/pyg.rst", "pyg_example.json", lambda j: "%-28s %10.3f %9.3f %8d" % (
+        "kNN + cosine > %.2f" % j["baseline"]["cut"], j["baseline"]["pairwise"], j["baseline"]["bcubed"],
+        j["baseline"]["clusters"])),
+    ("docs/tutorials/pyg.rst", "pyg_example.json", lambda j: "%-28s %10.3f %9.3f %8d" % (
+        "edge scorer, p > %.3f" % j["scorer"]["cut"], j["scorer"]["pairwise"], j["scorer"]["bcubed"],
+        j["scorer"]["clusters"])),
     ("docs/synthetic.rst", "calibration.json", lambda j: "real %.3f." % j["CelebA dev (real)"]["nn_rate"]),
     # the analysis of the benchmark report (docs/benchmarks/notes.md) quoting the regime sweep
     ("docs/benchmarks/notes.md", "regimes.json",
@@ -435,8 +444,21 @@ def ada_ablation() -> dict:
     return out
 
 
+def train_graph() -> dict:
+    """The lowest raw cosine of a same-identity pair among the 20-NN of the CelebA training split
+    (what the Ada-NETS input-space guard ``raw_min_sim`` stays under)."""
+    from clusterg.data import MS1MDataset
+    from clusterg.knn import knn_search
+    ds = MS1MDataset(_data_root() / "celeba", "train", dim=128)
+    x, y = np.asarray(ds.x, dtype=np.float32), np.asarray(ds.y)
+    nb, s = knn_search(x, 20, quiet=True)
+    same = (y[nb[:, 1:]] == y[:, None]) & (nb[:, 1:] >= 0)
+    return {"n": int(len(x)), "min_same_identity_20nn_sim": float(s[:, 1:][same].min())}
+
+
 SECTIONS = {"training": training, "pipelines": pipelines, "baselines": baselines,
-            "structure_space": structure_space_costs, "metrics": metrics, "hac": hac, "ada_ablation": ada_ablation}
+            "structure_space": structure_space_costs, "metrics": metrics, "hac": hac, "ada_ablation": ada_ablation,
+            "train_graph": train_graph}
 
 
 def main(argv=None) -> int:

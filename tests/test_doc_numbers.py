@@ -139,13 +139,6 @@ SCORE_SETTINGS = [
 
 #: scores quoted without a results file behind them yet: (page, text) -> why (known gaps, not passes)
 UNSOURCED: dict[tuple[str, str], str] = {
-    ("docs/ada_nets.rst", "whose lowest is 0.896"): "a statistic of the training split's kNN graph, in no results file",
-    ("docs/defaults.rst", "score 0.897 with either"): "held-aside tuning of the refined-embedding k, not kept",
-    ("docs/gcn_ve.rst", "(AUC 0.911 vs 0.950"): "GCN-E's held-aside AUC, not in the checkpoint's meta",
-    ("docs/tutorials/pyg.rst", "kNN + cosine > 0.95               0.814     0.816"):
-        "what examples/pyg_model.py prints; it writes no results file",
-    ("docs/tutorials/pyg.rst", "edge scorer, p > 0.980            0.901     0.863"):
-        "what examples/pyg_model.py prints; it writes no results file",
 }
 
 
