@@ -103,7 +103,7 @@ def fit_set(x, y) -> dict:
     for tol in TOLS:
         ch = select_threshold(scorer, im, grid, tol=tol)
         picks[tol] = ch
-        res["infomap"][f"tol={tol}"] = {"threshold": ch.threshold, "F": f(im(ch.threshold))}
+        res["infomap"][f"tol={tol}"] = {"threshold": ch.cut, "F": f(im(ch.cut))}
     res["infomap"]["best_F"] = max(best_im, *(v["F"] for k, v in res["infomap"].items() if k.startswith("tol=")))
     res["_picks"] = picks
     res["_im"] = im
@@ -120,7 +120,7 @@ def finish_set(res: dict, y, tol: float) -> dict:
     im = res.pop("_im")
     picks = res.pop("_picks")
     n = len(xn)
-    ref = im(picks[tol].threshold)
+    ref = im(picks[tol].cut)
     fams = {"knn-cc": lambda t: connected_components(n, *threshold_edges(nb[:, :20], s[:, :20], t)),
             "hac": lambda t: average_linkage_knn(xn, nb[:, :20], float(t), quiet=True)}
     from clusterg.linkage.auto_threshold import similarity_scale
@@ -129,7 +129,7 @@ def finish_set(res: dict, y, tol: float) -> dict:
         fn = _memo(fn)
         # as the clusterers search: average linkage over a grid reaching down to the random-pair median
         ch = select_by_agreement(ref, fn, threshold_grid(s, 20, low=m_far if name == "hac" else None))
-        res[name] = {"threshold": ch.threshold, "F": f(fn(ch.threshold)),
+        res[name] = {"threshold": ch.cut, "F": f(fn(ch.cut)),
                      "best_F": max(f(fn(t)) for t, _ in ch.tried)}
     ada = AdaNetsClusterer(seed=0).fit(xn)
     res["auto"] = {"ada_F": f(ada.labels_), "ada_silhouette": scorer(ada.labels_),

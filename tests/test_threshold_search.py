@@ -49,10 +49,10 @@ def test_select_threshold_finds_the_blobs():
     grid = threshold_grid(s)
     labels_at = lambda t: connected_components(len(x), *threshold_edges(nb, s, t))  # noqa: E731
     ch = select_threshold(SilhouetteScorer(x), labels_at, grid)
-    lab = labels_at(ch.threshold)
+    lab = labels_at(ch.cut)
     assert lab.max() + 1 == 6 and (np.unique(lab * 10 + y).size == 6)  # the blobs exactly
-    assert ch.silhouette >= ch.peak - SILHOUETTE_TOL * abs(ch.peak)
-    assert ch.threshold >= ch.peak_threshold  # the finest clustering within tolerance
+    assert ch.score >= ch.peak - SILHOUETTE_TOL * abs(ch.peak)
+    assert ch.cut >= ch.peak_cut  # the finest clustering within tolerance
 
 
 def test_select_threshold_skips_one_giant_cluster():
@@ -70,9 +70,9 @@ def test_select_by_agreement_recovers_the_reference_cut():
     grid = threshold_grid(s, 10)
     ref = labels_at(float(grid[9]))
     ch = select_by_agreement(ref, labels_at, grid)
-    assert ch.criterion == "agreement" and ch.silhouette == pytest.approx(1.0)
-    assert (labels_at(ch.threshold) == ref).all()
-    assert ch.threshold <= grid[9]  # ties go to the lower threshold
+    assert ch.criterion == "agreement" and ch.score == pytest.approx(1.0)
+    assert (labels_at(ch.cut) == ref).all()
+    assert ch.cut <= grid[9]  # ties go to the lower threshold
 
 
 def test_validation():

@@ -42,7 +42,7 @@ def resolve_threshold(threshold, x: np.ndarray, sims: np.ndarray, rule: str, met
                 found = select_threshold(SilhouetteScorer(x, seed=seed), labels_at, grid)
             if found is not None:
                 logger.info("%s: %s; the similarity-scale rule gives %.4f", method, found.describe(), choice.threshold)
-                return found.threshold
+                return found.cut
         logger.info("%s: %s", method, choice.describe())
         return choice.threshold
     if isinstance(threshold, str):

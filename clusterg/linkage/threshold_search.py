@@ -110,21 +110,23 @@ class SilhouetteScorer:
 
 @dataclass
 class ThresholdChoice:
-    """The threshold :func:`select_threshold` chose, and every (threshold, silhouette) it tried."""
+    """The cut :func:`select_threshold` (or :func:`select_by_agreement`) chose: ``cut``, its ``score``
+    (silhouette, or pairwise F against the reference), the best-scoring cut ``peak_cut`` and its
+    score ``peak``, and every ``(cut, score)`` tried."""
 
-    threshold: float
-    silhouette: float
-    peak_threshold: float
+    cut: float
+    score: float
+    peak_cut: float
     peak: float
     tried: list = field(default_factory=list)
     criterion: str = "silhouette"  #: or "agreement" (pairwise F against a reference clustering)
 
     def describe(self) -> str:
         if self.criterion == "agreement":
-            return (f"threshold {self.threshold:.4f} chosen by agreement (pairwise F {self.silhouette:.3f} against the "
+            return (f"threshold {self.cut:.4f} chosen by agreement (pairwise F {self.score:.3f} against the "
                     f"reference, {len(self.tried)} thresholds tried)")
-        return (f"threshold {self.threshold:.4f} chosen by silhouette ({self.silhouette:.3f}; peak {self.peak:.3f} "
-                f"at {self.peak_threshold:.4f}, {len(self.tried)} thresholds tried)")
+        return (f"threshold {self.cut:.4f} chosen by silhouette ({self.score:.3f}; peak {self.peak:.3f} "
+                f"at {self.peak_cut:.4f}, {len(self.tried)} thresholds tried)")
 
 
 def threshold_grid(sims: np.ndarray, k: int = 20, size: int = GRID_SIZE, low: float | None = None) -> np.ndarray:
@@ -201,7 +203,7 @@ def select_by_agreement(reference: np.ndarray, labels_at: Callable[[float], np.n
     """The threshold of ``grid`` whose clustering agrees best (pairwise F) with ``reference``,
     refined by ``refine`` thresholds on each side; ties go to the lower threshold.
 
-    ``silhouette`` and ``peak`` of the returned :class:`ThresholdChoice` hold the agreement.
+    ``score`` and ``peak`` of the returned :class:`ThresholdChoice` hold the agreement.
     """
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or len(grid) == 0 or np.any(np.diff(grid) <= 0):
