@@ -49,7 +49,7 @@ class KNNDBSCAN(BaseClusterer):
         g.sort_indices()
 
         def labels_at(t: float) -> np.ndarray:
-            lab = DBSCAN(eps=1.0 - t, min_samples=int(self.min_samples), metric="precomputed").fit_predict(g)
+            lab = DBSCAN(eps=max(1.0 - t, 1e-12), min_samples=int(self.min_samples), metric="precomputed").fit_predict(g)
             noise = lab < 0
             lab = lab.astype(np.int64)
             lab[noise] = lab.max() + 1 + np.arange(noise.sum())

@@ -141,7 +141,8 @@ def threshold_grid(sims: np.ndarray, k: int = 20, size: int = GRID_SIZE, low: fl
     lo, hi = np.percentile(s.astype(np.float64), [1.0, 99.5])
     if low is not None and np.isfinite(low):
         lo = min(lo, float(low))
-    return np.unique(np.round(np.linspace(lo, min(hi, 0.9999), size), 4))
+    hi = min(hi, 0.9999)  # a cut at 1 keeps no edge at all
+    return np.unique(np.round(np.linspace(min(lo, hi), hi, size), 4))
 
 
 def select_threshold(scorer: SilhouetteScorer, labels_at: Callable[[float], np.ndarray], grid: np.ndarray,
