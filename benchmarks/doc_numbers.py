@@ -200,6 +200,15 @@ FILE_CLAIMS: list[tuple[str, str, object]] = [
      "it prefers Ada-NETS at {sets[synth-med500][auto][ada_F]:.3f} over Infomap's {sets[synth-med500][auto][infomap_F]:.3f}"),
     ("docs/defaults.rst", "silhouette_tol.json",
      "(mean regret {tol_mean_regret[0.02]:.3f} against {tol_mean_regret[0.04]:.3f} at 0.04)"),
+    ("docs/defaults.rst", "cut_search_cost.json",
+     "(search {sets[celeba-dev][infomap][search_s]:.2f} s for infomap against {sets[celeba-dev][infomap][single_s]:.2f} s "
+     "for one run at the cut it chose; {sets[celeba-dev][knn-cc][search_s]:.2f} s for knn-cc, "
+     "{sets[celeba-dev][hac][search_s]:.2f} s for hac;"),
+    ("docs/defaults.rst", "cut_search_cost.json",
+     "auto {sets[celeba-dev][auto_vs_ada_nets][auto_s]:.2f} s against {sets[celeba-dev][auto_vs_ada_nets][ada_nets_s]:.2f} s "
+     "for Ada-NETS alone),"),
+    ("docs/defaults.rst", "silhouette_spread.json",
+     "(mean regret {mean_regret[search]:.3f} against {mean_regret[rule]:.3f} for the rule,"),
     # the output of examples/pyg_model.py --json, as the PyG tutorial shows it
     ("docs/tutorials/pyg.rst", "pyg_example.json", lambda j: "%-28s %10.3f %9.3f %8d" % (
         "kNN + cosine > %.2f" % j["baseline"]["cut"], j["baseline"]["pairwise"], j["baseline"]["bcubed"],
