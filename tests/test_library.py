@@ -383,12 +383,13 @@ def _entries(root, items, idx):
     return [{"img_path": str((root / items[i]["img_path"]).resolve())} for i in idx]
 
 
-def test_photos_incremental_state_and_no_op_rerun(photo_set, tmp_path, monkeypatch):
+@pytest.mark.parametrize("frac", [0.01, 0.1, 0.5])  # 1, 5 and 24 new photos on the 48
+def test_photos_incremental_state_and_no_op_rerun(photo_set, tmp_path, monkeypatch, frac):
     from clusterg.images import cluster_images
     from clusterg.images import pipeline as pl
     root, items, truth, cache = photo_set
     n = len(items)
-    base, add = _split(n, 0.1, seed=3)
+    base, add = _split(n, frac, seed=3)
     (tmp_path / "a.json").write_text(json.dumps(_entries(root, items, base)))
     (tmp_path / "b.json").write_text(json.dumps(_entries(root, items, np.arange(n))))
     kw = dict(method="infomap", cache=cache, quiet=True)

@@ -50,7 +50,8 @@ class AutoClusterer(BaseClusterer):
             (:mod:`clusterg.distributed`; Ada-NETS: both kNN stages; Infomap, single-node by nature, only its kNN).
 
     After ``fit``: ``labels_``, ``method_`` (the method that ran: ``"ada-nets"`` or
-    ``"infomap"``), ``estimator_`` (the fitted estimator), ``threshold_``.
+    ``"infomap"``), ``estimator_`` (the fitted estimator), ``threshold_``, and, where the two
+    were compared, ``silhouettes_`` (``{"ada-nets": s, "infomap": s}``).
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, threshold: float | str | None = None,
@@ -82,9 +83,13 @@ class AutoClusterer(BaseClusterer):
         from ._common import features_and_knn
         from .infomap import InfomapClusterer
         n = len(ada.labels_)
-        if knn is None or not 20 <= n <= SELECT_MAX_N:
+        if not 20 <= n <= SELECT_MAX_N:
             return ada, "ada-nets"
-        x, nb, sm = features_and_knn(X, int(np.shape(knn[0])[1]), knn)
+        if knn is None:  # Ada-NETS searched on Ray: the same exact graph here (small), so both engines agree
+            from .infomap import RULE_K
+            x, nb, sm = features_and_knn(X, min(RULE_K, n), None, self.knn_method, self.device, self.seed)
+        else:
+            x, nb, sm = features_and_knn(X, int(np.shape(knn[0])[1]), knn)
         if geometry_weight(*similarity_scale(x, sm, seed=self.seed)) >= 0.5:
             return ada, "ada-nets"
         im = InfomapClusterer(seed=self.seed).fit(x, knn=(nb, sm))
