@@ -34,9 +34,9 @@ class AutoClusterer(BaseClusterer):
       :class:`~clusterg.cluster.AdaNetsClusterer` at its defaults: refined embeddings, an
       80-NN graph on them, Infomap with the edge cut chosen from the embeddings.
       On compact embeddings of 20 to 20,000 points, Infomap with a silhouette-chosen cut also
-      runs, and replaces Ada-NETS when its clustering's silhouette is higher by more than
-      :data:`AUTO_MARGIN` (relative): the packaged weights fit identities like their training
-      ones (a handful of faces each); small libraries of 10-50 faces a person suit Infomap.
+      runs, and replaces Ada-NETS only when its clustering's silhouette is higher by more than
+      :data:`AUTO_MARGIN` (relative). The silhouette does not tell the two apart reliably on the
+      tune sets, so the fitted margin is wide and the switch is rare (``docs/defaults.rst``).
     - Any other features (other embedders, text, re-ID): :class:`~clusterg.cluster.InfomapClusterer`
       on the cosine kNN graph, k (20 for compact embeddings such as dlib faces, 80 for spread ones
       such as text or ArcFace) and edge cut chosen from the data
@@ -75,9 +75,7 @@ class AutoClusterer(BaseClusterer):
 
     def _against_infomap(self, X, ada, knn):
         """Keep Ada-NETS unless silhouette-cut Infomap is clearly more coherent (compact embeddings,
-        20 to SELECT_MAX_N points): Ada-NETS' weights fit identities like their training ones; on
-        other regimes (small libraries of 10-50 faces a person) Infomap with a cut chosen by the
-        silhouette holds better, and the silhouette tells the two apart without labels."""
+        20 to SELECT_MAX_N points; a relative silhouette margin of AUTO_MARGIN, fitted on tune sets)."""
         from ..linkage.auto_threshold import geometry_weight, similarity_scale
         from ..linkage.threshold_search import SilhouetteScorer
         from ._common import features_and_knn
