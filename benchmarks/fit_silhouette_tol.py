@@ -82,11 +82,9 @@ def _memo(fn):
 
 
 def fit_set(x, y) -> dict:
-    from clusterg.cluster import AdaNetsClusterer, InfomapClusterer
-    from clusterg.cluster.hac import average_linkage_knn
+    from clusterg.cluster import InfomapClusterer
     from clusterg.knn import knn_search
-    from clusterg.linkage import connected_components, threshold_edges
-    from clusterg.linkage.threshold_search import SilhouetteScorer, select_by_agreement, select_threshold, threshold_grid
+    from clusterg.linkage.threshold_search import SilhouetteScorer, select_threshold, threshold_grid
     from clusterg.metrics import pairwise
 
     xn = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)

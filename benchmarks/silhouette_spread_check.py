@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--output", required=True)
     args = ap.parse_args(argv)
     logging.getLogger("clusterg").setLevel(logging.ERROR)
+    from fit_silhouette_tol import _memo
     from fit_spread_rules import MEDIANS, VARIANTS
     from clusterg._atomic import atomic_open
     from clusterg._progress import set_quiet
@@ -44,13 +45,7 @@ def main(argv=None) -> int:
                               face_sigma=sig, spread_sigma=sig)
             xn = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
             nb, s = knn_search(xn, 80, normalize=False, quiet=True)
-            cache: dict = {}
-
-            def im(t):
-                t = round(float(t), 6)
-                if t not in cache:
-                    cache[t] = InfomapClusterer(k=80, threshold=t).fit(xn, knn=(nb, s)).labels_
-                return cache[t]
+            im = _memo(lambda t: InfomapClusterer(k=80, threshold=t).fit(xn, knn=(nb, s)).labels_)
             grid = threshold_grid(s)
             rule = auto_threshold(xn, s, "infomap").threshold
             ch = select_threshold(SilhouetteScorer(xn), im, grid)
