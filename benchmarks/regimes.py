@@ -117,6 +117,7 @@ def run_set(name: str, x: np.ndarray, y: np.ndarray, methods: list[str], old: di
                "n_clusters": int(lab.max() + 1), "seconds": round(time.perf_counter() - t0, 2)}
         if m == "auto":
             res["ran"] = est.method_
+            res["rejoined"] = int(est.rejoined_)  # Ada-NETS clusters joined by clusterg.linkage.rejoin
         # the same method at its best threshold (labels used: oracle)
         if m == "knn-cc":
             res["best"] = best_over(y, lambda t: connected_components(len(x), *threshold_edges(nb[:, :20], s[:, :20], t)), grid)

@@ -264,6 +264,20 @@ def test_default_pipeline_on_synthetic_large_identities():
     assert f >= best - 0.02, (f, best)
 
 
+def test_default_pipeline_rejoins_identities_of_hundreds():
+    """Synthetic median identity size ~500 (the regime sweep's set): Ada-NETS alone splits an identity of
+    about 1,200 faces in large pieces; the default rejoins them and reaches the Infomap oracle - 0.02."""
+    from clusterg.data.synth import synth_ms1m
+    x, y = synth_ms1m(6000, dim=128, n_ids=12, seed=600)
+    knn = knn_search(_unit(x), 80, normalize=False)
+    est = make_clusterer("auto")
+    f = _fp(y, est.fit_predict(x, knn=knn))
+    assert est.method_ == "ada-nets" and est.rejoined_ >= 1
+    f_ada = _fp(y, est.estimator_.labels_)  # Ada-NETS' own clustering, before the rejoin
+    best = _best_infomap(knn, y, np.round(np.arange(0.88, 0.9401, 0.006), 3), ks=(10, 20))
+    assert f >= best - 0.02 and f > f_ada + 0.05, (f, f_ada, best)
+
+
 def test_cli_default_is_auto_and_names_what_ran(shared_data, tmp_path):
     d = shared_data / "pins14"
     out = subprocess.run([sys.executable, "-m", "clusterg", "cluster", str(d / "features" / "all.bin"), "--dim", "128",

@@ -34,7 +34,10 @@ class AutoClusterer(BaseClusterer):
       :class:`~clusterg.cluster.AdaNetsClusterer` at its defaults: refined embeddings, an
       80-NN graph on them, Infomap with the edge cut chosen from the embeddings.
       On compact embeddings of 20 to 20,000 points, Infomap with a silhouette-chosen cut also
-      runs, and replaces Ada-NETS only when its clustering's silhouette is higher by more than
+      runs: Ada-NETS clusters of at least :data:`~clusterg.linkage.rejoin.REJOIN_MIN_SIZE` points
+      that one Infomap module holds the majority of are joined (an identity of hundreds of faces
+      that Ada-NETS split into large pieces), and Infomap replaces Ada-NETS only when its
+      clustering's silhouette is higher by more than
       :data:`AUTO_MARGIN` (relative). The silhouette does not tell the two apart reliably on the
       tune sets, so the fitted margin is wide and the switch is rare (``docs/defaults.rst``).
     - Any other features (other embedders, text, re-ID): :class:`~clusterg.cluster.InfomapClusterer`
@@ -50,7 +53,9 @@ class AutoClusterer(BaseClusterer):
             (:mod:`clusterg.distributed`; Ada-NETS: both kNN stages; Infomap, single-node by nature, only its kNN).
 
     After ``fit``: ``labels_``, ``method_`` (the method that ran: ``"ada-nets"`` or
-    ``"infomap"``), ``estimator_`` (the fitted estimator), ``threshold_``, and, where the two
+    ``"infomap"``), ``estimator_`` (the fitted estimator; its own ``labels_`` are those before the
+    rejoin), ``threshold_``, ``rejoined_`` (Ada-NETS clusters joined by
+    :func:`~clusterg.linkage.rejoin_by_reference`; 0 where it did not run), and, where the two
     were compared, ``silhouettes_`` (``{"ada-nets": s, "infomap": s}``).
     """
 
@@ -77,29 +82,37 @@ class AutoClusterer(BaseClusterer):
         """Keep Ada-NETS unless silhouette-cut Infomap is clearly more coherent (compact embeddings,
         20 to SELECT_MAX_N points; a relative silhouette margin of AUTO_MARGIN, fitted on tune sets)."""
         from ..linkage.auto_threshold import geometry_weight, similarity_scale
+        from ..linkage.rejoin import REJOIN_MIN_SIZE, rejoin_by_reference
         from ..linkage.threshold_search import SilhouetteScorer
         from ._common import features_and_knn
         from .infomap import InfomapClusterer
         n = len(ada.labels_)
         if not 20 <= n <= SELECT_MAX_N:
-            return ada, "ada-nets"
+            return ada, "ada-nets", ada.labels_
         if knn is None:  # Ada-NETS searched on Ray: the same exact graph here (small), so both engines agree
             from .infomap import RULE_K
             x, nb, sm = features_and_knn(X, min(RULE_K, n), None, self.knn_method, self.device, self.seed)
         else:
             x, nb, sm = features_and_knn(X, int(np.shape(knn[0])[1]), knn)
         if geometry_weight(*similarity_scale(x, sm, seed=self.seed)) >= 0.5:
-            return ada, "ada-nets"
+            return ada, "ada-nets", ada.labels_
         im = InfomapClusterer(seed=self.seed).fit(x, knn=(nb, sm))
+        # Ada-NETS may split an identity of hundreds of faces into large pieces that Infomap keeps whole
+        labels, joins = rejoin_by_reference(ada.labels_, im.labels_, REJOIN_MIN_SIZE)
+        self.rejoined_ = joins
+        if joins:
+            logger.info("auto: joined %d Ada-NETS cluster(s) of >= %d points into the Infomap module holding most "
+                        "of each (%d -> %d clusters)", joins, REJOIN_MIN_SIZE, int(ada.labels_.max()) + 1,
+                        int(labels.max()) + 1)
         score = SilhouetteScorer(x, seed=self.seed)
-        s_ada, s_im = score(ada.labels_), score(im.labels_)
+        s_ada, s_im = score(labels), score(im.labels_)
         self.silhouettes_ = {"ada-nets": s_ada, "infomap": s_im}
         if s_im > s_ada + AUTO_MARGIN * abs(s_ada):
             logger.info("auto: Infomap's clustering is more coherent than Ada-NETS' (silhouette %.3f vs %.3f, margin "
                         "%.2f): keeping Infomap", s_im, s_ada, AUTO_MARGIN)
-            return im, "infomap"
+            return im, "infomap", im.labels_
         logger.info("auto: keeping Ada-NETS (silhouette %.3f; Infomap %.3f, margin %.2f)", s_ada, s_im, AUTO_MARGIN)
-        return ada, "ada-nets"
+        return ada, "ada-nets", labels
 
     def fit(self, X, y=None, knn=None) -> "AutoClusterer":
         from .ada_nets import AdaNetsClusterer
@@ -135,11 +148,13 @@ class AutoClusterer(BaseClusterer):
                                              self.seed)
                 knn = (nb, sm)
         est.fit(X, knn=knn)
+        self.rejoined_ = 0
+        labels = est.labels_
         if method == "ada-nets" and is_auto(self.threshold):
-            est, method = self._against_infomap(X, est, knn)
+            est, method, labels = self._against_infomap(X, est, knn)
         self.estimator_ = est
         self.method_ = method
-        self.labels_ = est.labels_
+        self.labels_ = labels
         self.threshold_ = getattr(est, "threshold_", None)
         n_c = int(self.labels_.max()) + 1 if len(self.labels_) else 0
         n = len(self.labels_)
