@@ -3,17 +3,22 @@
 For each real set a library is built from the faces left after holding out 1 %, 10 % or 50 %
 of them (seeded permutation, as ``tests/test_library.py``), the held-out faces are added in one
 :meth:`~clusterg.library.ClusterState.add`, and the pairwise F of all labels is compared with a
-batch run of the same method (Infomap, threshold 0.95, ``k=20``) on all faces. Three modes:
+batch run of the same method (Infomap, threshold 0.95, ``k=20``) on all faces. Four modes:
 
 * ``default``: the state's defaults (votes inside a joint run on the new faces and their kNN;
   a re-run of every face when one call adds at least ``REBUILD_FROM`` faces per library face);
+* ``keep-ids``: as ``default``, but such a batch is placed by one batch run over every face and
+  existing ids change only through reported merges (``keep_ids=True``);
 * ``joint``: the joint run, never a re-run (``rebuild_from=None``);
 * ``votes``: votes alone (``joint=False, rebuild_from=None``; the assignment before the joint run).
 
+``moved`` counts the existing faces whose id changed other than through a reported merge.
+
 The ``tuning`` section holds the runs on the CelebA ``train`` split that chose ``REBUILD_FROM``
 (four identity-disjoint quarters of it, identities ``y % 4``, each about the size of dev; the
-first two are used). Run (writes the JSON the docs table and ``tests/test_library.py`` are checked
-against; about 3 minutes on 2 cores)::
+first two are used): ``joint``, ``votes``, and ``placed`` (every call placed as ``keep-ids``
+places a large batch, whatever its size). Run (writes the JSON the docs table and
+``tests/test_library.py`` are checked against; about 4 minutes on 2 cores)::
 
     python benchmarks/library_incremental.py -o docs/benchmarks/library_incremental.json
 """
@@ -37,7 +42,10 @@ COMMAND = "python benchmarks/library_incremental.py -o docs/benchmarks/library_i
 SETS = {"celeba-dev": ("celeba", "dev"), "celeba6k": ("celeba6k", "all"), "pins14": ("pins14", "all")}
 FRACS = (0.01, 0.1, 0.5)
 TUNE_FRACS = (0.01, 0.1, 0.2, 0.3, 0.5)
-MODES = {"default": {}, "joint": {"rebuild_from": None}, "votes": {"joint": False, "rebuild_from": None}}
+MODES = {"default": {}, "keep-ids": {"keep_ids": True}, "joint": {"rebuild_from": None},
+         "votes": {"joint": False, "rebuild_from": None}}
+#: tuning only: every call placed by one batch run over every face, whatever its size
+PLACED = {"rebuild_from": 1e-9, "keep_ids": True}
 METHOD = {"method": "infomap", "threshold": 0.95, "k": 20}
 
 
@@ -72,12 +80,15 @@ def incremental(x, y, frac: float, full=None, **mode) -> dict:
     extra = {"library_f": round(float(pairwise(y[base], st.labels)[2]), 4)}
     if full is not None:
         extra["full_on_library_f"] = round(float(pairwise(y[base], full[base])[2]), 4)
+    before = st.labels.copy()
     t = time.perf_counter()
     res = st.add(x[add])
     p, r, f = pairwise(np.concatenate([y[base], y[add]]), st.labels)
+    for m in res.merged:  # ids an existing face may change to: only through a reported merge
+        before[np.isin(before, m["ids"])] = m["into"]
     return {"f": round(float(f), 4), "precision": round(float(p), 4), "recall": round(float(r), 4),
             "added": int(len(add)), "library": int(len(base)), "merges": len(res.merged),
-            "rebuilt": bool(res.rebuilt), "moved": int(len(res.moved)),
+            "rebuilt": bool(res.rebuilt), "moved": int((st.labels[:len(base)] != before).sum()),
             "add_s": round(time.perf_counter() - t, 2), **extra}
 
 
@@ -113,6 +124,7 @@ def run(sets=tuple(SETS), tune: bool = True) -> dict:
             for frac in TUNE_FRACS:
                 row["fracs"][str(frac)] = {mode: incremental(x, y, frac, full, **MODES[mode])
                                            for mode in ("joint", "votes")}
+                row["fracs"][str(frac)]["placed"] = incremental(x, y, frac, full, **PLACED)
             out["tuning"][f"train-q{q}"] = row
             print(f"train-q{q}", row["batch_f"],
                   {f: {m: v["f"] for m, v in r.items()} for f, r in row["fracs"].items()}, flush=True)

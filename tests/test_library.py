@@ -24,9 +24,9 @@ def _split(n: int, frac: float, seed: int = 0):
     return np.sort(perm[m:]), perm[:m]
 
 
-def _incremental_f(x, y, frac, threshold):
+def _incremental_f(x, y, frac, threshold, **kw):
     base, add = _split(len(x), frac)
-    st = ClusterState.build(x[base], method="infomap", threshold=threshold, k=20)
+    st = ClusterState.build(x[base], method="infomap", threshold=threshold, k=20, **kw)
     before = st.labels.copy()
     res = st.add(x[add])
     after = st.labels
@@ -35,7 +35,7 @@ def _incremental_f(x, y, frac, threshold):
     for m in res.merged:
         mapped[np.isin(mapped, m["ids"])] = m["into"]
     changed = np.flatnonzero(after[:len(base)] != mapped)
-    if res.rebuilt:
+    if res.rebuilt and not kw.get("keep_ids"):
         assert np.array_equal(changed, res.moved)
     else:
         assert len(changed) == 0 and len(res.moved) == 0
@@ -75,6 +75,16 @@ def test_incremental_stays_near_a_batch_rerun(batch_run, name, split):
         assert res.rebuilt == (m >= REBUILD_FROM * (len(x) - m))
 
 
+@pytest.mark.parametrize("name,split", [("celeba6k", "all"), ("pins14", "all")])
+def test_keep_ids_large_batch_moves_no_face_and_stays_near_batch(batch_run, name, split):
+    """keep_ids at +50 %: a batch run places the new faces, no existing face changes id but through a
+    reported merge (checked in _incremental_f), and the result stays within 0.02 of the batch run."""
+    x, y, full = batch_run(name, split)
+    f_inc, res = _incremental_f(x, y, 0.5, 0.95, keep_ids=True)
+    assert res.rebuilt and len(res.moved) == 0
+    assert f_inc >= pairwise(y, full.labels)[2] - 0.02, (name, f_inc)
+
+
 def test_library_doc_table_matches_its_results_file():
     """The quality table of docs/library.rst is the one benchmarks/library_incremental.py wrote."""
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -93,6 +103,7 @@ def test_library_doc_table_matches_its_results_file():
         assert line.split()[1:] == cells, (name, line, cells)
         for fr in li.FRACS:
             assert row["fracs"][str(fr)]["default"]["f"] >= row["batch_f"] - 0.02, (name, fr)
+    assert all(r["fracs"][fr]["keep-ids"]["moved"] == 0 for r in res["sets"].values() for fr in r["fracs"])
     half = res["sets"]["celeba-dev"]["fracs"]["0.5"]["votes"]
     assert (f"scores {half['library_f']:.3f} on its\nown faces against {half['full_on_library_f']:.3f}" in doc)
     j = {name: f"{r['fracs']['0.5']['joint']['f']:.3f}" for name, r in res["sets"].items()}
@@ -425,6 +436,30 @@ def test_photos_incremental_state_and_no_op_rerun(photo_set, tmp_path, monkeypat
                        cache=False, quiet=True)
 
 
+def test_photos_keep_ids_flag_is_kept_in_the_state(photo_set, tmp_path):
+    """``clusterg images --state DIR --keep-ids``: the state keeps the setting; a later run without the flag
+    adding as many photos as the state holds (a large batch) moves no earlier photo to another id."""
+    from clusterg.cli.main import main
+    root, items, truth, cache = photo_set
+    n = len(items)
+    base, _ = _split(n, 0.5, seed=3)
+    (tmp_path / "a.json").write_text(json.dumps(_entries(root, items, base)))
+    (tmp_path / "b.json").write_text(json.dumps(_entries(root, items, np.arange(n))))
+    st = tmp_path / "state"
+    common = ["--method", "infomap", "--cache", str(cache), "--quiet"]
+    assert main(["images", str(tmp_path / "a.json"), "-o", str(tmp_path / "o1.json"), "--state", str(st),
+                 "--keep-ids", *common]) == 0
+    assert json.loads((st / "state.json").read_text())["keep_ids"] is True
+    assert main(["images", str(tmp_path / "b.json"), "-o", str(tmp_path / "o2.json"), "--state", str(st),
+                 *common]) == 0
+    first = {o["img_path"]: o["cluster_id"] for o in json.loads((tmp_path / "o1.json").read_text())}
+    second = json.loads((tmp_path / "o2.json").read_text())
+    assert len(second) == n and json.loads((st / "state.json").read_text())["keep_ids"] is True
+    for o in second:
+        if o["img_path"] in first:
+            assert o["cluster_id"] == first[o["img_path"]] or "merged_from" in o
+
+
 def test_people_cli_and_contact_sheets(photo_set, tmp_path, capsys):
     from clusterg.cli.main import main
     root, items, truth, cache = photo_set
@@ -491,3 +526,30 @@ def test_output_names_the_earlier_id_of_faces_a_rerun_moved():
                    names={}, method="infomap", moved_from={2: 4})
     assert output_extras(run, 2)["moved_from"] == 4
     assert "moved_from" not in output_extras(run, 0) and "moved_from" not in output_extras(run, 1)
+
+
+def test_keep_ids_large_batch_merges_what_the_batch_joins_and_never_splits(people, tmp_path):
+    """keep_ids: one batch run places a large batch: two library clusters of one person merge (reported), a library
+    cluster the batch run would split keeps its id, and no other existing face changes id."""
+    x, y = people
+    lib = np.flatnonzero(y < 8)
+    lab = np.where(y[lib] == 2, 1, y[lib])  # persons 1 and 2: one library cluster
+    lab[np.flatnonzero(y[lib] == 0)[:6]] = 100  # person 0: two library clusters
+    st = ClusterState.from_labels(x[lib], lab, threshold=0.8, k=10, method="knn-cc", params={"threshold": 0.8, "k": 10},
+                                  keep_ids=True)
+    before = st.labels.copy()
+    p0 = before[y[lib] == 0]
+    assert len(set(p0.tolist())) == 2  # person 0: two library clusters
+    assert len(set(before[np.isin(y[lib], [1, 2])].tolist())) == 1  # persons 1 and 2: one library cluster
+    res = st.add(x[np.flatnonzero(y >= 8)])  # 48 faces to 96: one batch run places them
+    assert res.rebuilt
+    assert [sorted(m["ids"]) for m in res.merged] == [sorted(set(p0.tolist()))]
+    into = res.merged[0]["into"]
+    expect = np.where(np.isin(before, p0), into, before)
+    assert np.array_equal(st.labels[:len(lib)], expect)  # only the merge changed existing ids; 1 and 2 stay one
+    assert len(res.new_clusters) == 4 and pairwise(y[y >= 8], res.labels)[2] == 1.0
+    assert len(res.moved) == 0
+    st.save(tmp_path / "s")
+    assert ClusterState.load(tmp_path / "s").keep_ids is True
+    with pytest.raises(ClustergError, match="keep_ids"):
+        ClusterState(4, keep_ids="yes")

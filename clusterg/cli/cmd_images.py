@@ -88,7 +88,7 @@ def cmd_images(args: argparse.Namespace) -> int:
                              all_faces=args.all_faces, export_folders=args.export_folders, copy=args.copy,
                              cache=False if cache is None else cache, embedder=embedder, seed=args.seed,
                              checkpoint=args.checkpoint, quiet=args.quiet, state=args.state,
-                             same_photo=not args.no_same_photo)
+                             same_photo=not args.no_same_photo, keep_ids=True if args.keep_ids else None)
     n_ok = sum(1 for o in out if o["cluster_id"] >= 0)
     n_clusters = len({o["cluster_id"] for o in out if o["cluster_id"] >= 0})
     if getattr(args, "json", False):
@@ -135,6 +135,10 @@ def register(subparsers) -> None:
                    help="clustering state folder: made by the first run, then updated; later runs embed and "
                         "assign only photos it does not hold, and keep cluster ids and corrections "
                         "(see 'clusterg people')")
+    p.add_argument("--keep-ids", action="store_true",
+                   help="with --state: a large batch of new photos never moves an earlier face to another "
+                        "cluster id (only reported merges), at some cost in quality (docs/library.rst); "
+                        "kept in the state")
     p.add_argument("--no-same-photo", action="store_true",
                    help="with --all-faces: allow two faces of one photo in one cluster (default: kept apart)")
     p.add_argument("--seed", type=int, default=0)

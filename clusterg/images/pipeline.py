@@ -396,7 +396,8 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
                    cache: bool | str | os.PathLike = True,
                    embedder: FaceEmbedder | None = None, seed: int = 0,
                    checkpoint: str | os.PathLike | None = None, quiet: bool | None = None,
-                   state: str | os.PathLike | None = None, same_photo: bool = True) -> list[dict[str, Any]]:
+                   state: str | os.PathLike | None = None, same_photo: bool = True,
+                   keep_ids: bool | None = None) -> list[dict[str, Any]]:
     """Cluster the faces of the photos listed in ``input_json``; write ``output_json``.
 
     Args:
@@ -419,6 +420,9 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
             see :doc:`/library`). A state of another model is refused.
         same_photo: with ``all_faces``, keep two faces of one photo in different
             clusters (unless a user merge joined them). Default True.
+        keep_ids: with ``state``, a large batch of new photos (``REBUILD_FROM``) never
+            moves an earlier face to another id (only reported merges); ``None``
+            (default) keeps the state's setting, False for a new state.
 
     Returns:
         The output entries: every input key kept in order, plus ``cluster_id``
@@ -470,7 +474,7 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
         refuse_same_file(cache_path, inp, out)
     store = EmbeddingCache.load(cache_path, embedder.settings())
     from ..library.images import cluster_photo_faces, load_photo_state, output_extras, state_faces
-    lib = load_photo_state(state, embedder.settings(), all_faces, same_photo)
+    lib = load_photo_state(state, embedder.settings(), all_faces, same_photo, keep_ids)
 
     results: list[_Faces | None] = []
     seen: dict[Path, _Faces] = {}
@@ -513,7 +517,7 @@ def cluster_images(input_json: str | os.PathLike, output_json: str | os.PathLike
     x = np.stack(vecs) if vecs else np.zeros((0, EMBEDDING_DIM), np.float32)
     run = cluster_photo_faces(x, owner, results, paths, st=lib, state_dir=state, model=embedder.settings(),
                               all_faces=all_faces, same_photo=same_photo, method=method, threshold=threshold, k=k,
-                              seed=seed, checkpoint=checkpoint)
+                              seed=seed, checkpoint=checkpoint, keep_ids=keep_ids)
     labels, used = run.labels, run.method
 
     face_ids: dict[tuple[int, int], int] = {key: int(c) for key, c in zip(owner, labels)}

@@ -51,7 +51,8 @@ def state_faces(st: ClusterState | None, path: Path):
                   bool(rec.get("complete", True)))
 
 
-def load_photo_state(state_dir, model: str, all_faces: bool, same_photo: bool) -> ClusterState | None:
+def load_photo_state(state_dir, model: str, all_faces: bool, same_photo: bool,
+                     keep_ids: bool | None = None) -> ClusterState | None:
     """The state in ``state_dir`` (None when absent), refused when made by another model or face mode."""
     if state_dir is None or not ClusterState.exists(state_dir):
         if state_dir is not None and Path(state_dir).exists() and not Path(state_dir).is_dir():
@@ -62,13 +63,15 @@ def load_photo_state(state_dir, model: str, all_faces: bool, same_photo: bool) -
         raise ClustergError(f"state {state_dir} was made {'with' if st.extra.get('all_faces') else 'without'} "
                             f"all_faces (--all-faces); run with the same setting or use a new state folder")
     st.same_photo = bool(same_photo)
+    if keep_ids is not None:  # given on this run: kept in the state for later ones
+        st.keep_ids = bool(keep_ids)
     return st
 
 
 def cluster_photo_faces(x: np.ndarray, owner: Sequence[tuple[int, int]], results: Sequence, paths: Sequence,
                         *, st: ClusterState | None, state_dir, model: str, all_faces: bool, same_photo: bool,
                         method: str | None, threshold: float | None, k: int | None, seed: int,
-                        checkpoint) -> PhotoRun:
+                        checkpoint, keep_ids: bool | None = None) -> PhotoRun:
     """Cluster the face rows ``x`` of one run (``owner[r] = (entry, face)``) with or through a state.
 
     Without a state (``state_dir`` None) the rows are clustered in one batch,
@@ -90,7 +93,7 @@ def cluster_photo_faces(x: np.ndarray, owner: Sequence[tuple[int, int]], results
         groups = np.asarray([group_ids.setdefault(photo_of[owner[r][0]], len(group_ids)) for r in uniq], np.int64)
         st = ClusterState.build(x[uniq], method=method, threshold=threshold, k=k, seed=seed, checkpoint=checkpoint,
                                 groups=groups if all_faces else None, keys=[keys[r] for r in uniq], model=model,
-                                same_photo=same_photo)
+                                same_photo=same_photo, keep_ids=bool(keep_ids))
         st.extra["all_faces"] = bool(all_faces)
         rows = np.asarray([st.face(key) for key in keys], dtype=np.int64)
         new = len(uniq)

@@ -24,7 +24,12 @@ a same-photo pair, a not-this-person); the result lists the merged ids.
 Existing ids never change otherwise, except when one call adds at least
 ``rebuild_from`` (:data:`REBUILD_FROM`, 0.2) new faces per library face: then
 every face is re-clustered (:meth:`ClusterState.rebuild`) and the result says
-so (``rebuilt``, ``moved``). The work per added face below that ratio is one
+so (``rebuilt``, ``moved``). With ``keep_ids=True`` such a batch is placed by
+one batch run over every face instead, and existing ids still change only
+through reported merges: each new face joins the old cluster its batch cluster
+holds most of, old clusters the batch run puts together merge, and an old
+cluster it splits stays whole (at a cost in quality measured in
+``docs/library.rst``). The work per added face below that ratio is one
 index query (and insertion), the joint run on ``M (k + 1)`` faces and ``O(k)``
 local steps, about independent of the library size with an HNSW index, which
 ``index="auto"`` picks from 200,000 faces on (an exact index costs ``O(N)`` a
@@ -99,9 +104,12 @@ class AddResult:
         new_clusters: ids made for new faces that joined no existing cluster.
         merged: one ``{"into": a, "ids": [a, b, ...]}`` per merge this call made.
         rebuilt: True when the batch was large enough (``rebuild_from``) to re-cluster every
-            face instead (:meth:`ClusterState.rebuild`: ids kept where clusters persist).
+            face instead (:meth:`ClusterState.rebuild`: ids kept where clusters persist), or, with
+            ``keep_ids``, to be placed by one batch run over every face (ids change only through
+            ``merged``).
         moved: int64 indices of existing faces whose cluster id changed in that re-run
-            (empty otherwise: without a re-run existing faces change id only through ``merged``).
+            (empty otherwise: without a re-run, or with ``keep_ids``, existing faces change id
+            only through ``merged``).
         moved_from: int64 ids those faces had before the re-run, aligned with ``moved``.
     """
 
@@ -181,12 +189,15 @@ class ClusterState:
         joint: cluster new faces jointly with their kNN by the batch method (default True).
         rebuild_from: re-cluster every face when one :meth:`add` brings at least this many new
             faces per library face (default :data:`REBUILD_FROM`; ``None``: never).
+        keep_ids: for such a batch, never move an existing face: one batch run over every face
+            places the new faces and merges the old clusters it joins (default False).
     """
 
     def __init__(self, dim: int, *, model: str = "", method: str = "", params: dict | None = None,
                  threshold: float = 0.95, k: int = 20, same_photo: bool = True, index: str = "auto",
                  merge_links: int = 3, merge_ratio: float = 0.8, merge_support: int = 4,
-                 tau: float = DEFAULT_TAU, joint: bool = True, rebuild_from: float | None = REBUILD_FROM) -> None:
+                 tau: float = DEFAULT_TAU, joint: bool = True, rebuild_from: float | None = REBUILD_FROM,
+                 keep_ids: bool = False) -> None:
         self.dim = check_int(dim, "dim", 1)
         if not isinstance(model, str):
             raise ClustergError(f"model: expected a string, got {type(model).__name__}")
@@ -210,6 +221,9 @@ class ClusterState:
                 raise ClustergError(f"rebuild_from: expected a number > 0 or None, got {rebuild_from!r}")
             rebuild_from = float(rebuild_from)
         self.rebuild_from = rebuild_from
+        if not isinstance(keep_ids, (bool, np.bool_)):
+            raise ClustergError(f"keep_ids: expected True or False, got {keep_ids!r}")
+        self.keep_ids = bool(keep_ids)
         self.names: dict[int, str] = {}
         self.corrections: list[dict] = []
         self.merges: list[dict] = []
@@ -654,7 +668,8 @@ class ClusterState:
         keys; default the next indices). ``groups``: photo of each new face
         (-1 = none; same values as earlier calls mean the same photo). When
         ``M >= rebuild_from * N`` (N: faces already in the state) every face is
-        re-clustered instead and the result has ``rebuilt=True``.
+        re-clustered instead (with ``keep_ids``: placed by one batch run, existing
+        ids kept but for merges) and the result has ``rebuilt=True``.
         """
         xs = check_features(x, name="embeddings", min_n=0, normalize=True)
         if xs.shape[1] != self.dim:
@@ -781,6 +796,8 @@ class ClusterState:
 
     def _add_by_rebuild(self, ids: np.ndarray, start: int) -> "AddResult":
         """A batch of at least ``rebuild_from`` times the library: re-cluster everything (:meth:`rebuild`)."""
+        if self.keep_ids:
+            return self._add_by_batch_placement(ids, start)
         before = self.labels[:start].copy()
         logger.info("adding %d faces to %d: a batch re-run (rebuild_from=%s)", len(ids), start, self.rebuild_from)
         self.rebuild()
@@ -790,6 +807,78 @@ class ClusterState:
         new_clusters = sorted(set(after[ids].tolist()) - set(before.tolist()))
         return AddResult(ids, after[ids].copy(), conf, new_clusters, [], rebuilt=True, moved=moved,
                          moved_from=before[moved])
+
+    def _add_by_batch_placement(self, ids: np.ndarray, start: int) -> "AddResult":
+        """``keep_ids``: a large batch placed by one batch run over every face, existing ids kept.
+
+        Existing faces keep their ids. Old clusters the batch run puts together (more than half of
+        each in one batch cluster) merge, unless a correction or the same-photo rule forbids it, and
+        the result lists them; an old cluster the batch run splits stays whole. A new face joins the
+        old cluster its batch cluster holds most faces of, or a new id shared with the other new
+        faces of its batch cluster.
+        """
+        before = self.labels[:start].copy()
+        logger.info("adding %d faces to %d: placed by one batch run over every face, ids kept (rebuild_from=%s)",
+                    len(ids), start, self.rebuild_from)
+        batch = self._batch_labels()
+        old_b = batch[:start]
+        n_old = int(before.max()) + 1
+        size = np.bincount(before, minlength=n_old)
+        pair, count = np.unique(old_b * n_old + before, return_counts=True)
+        host_of, old_of = pair // n_old, pair % n_old
+        major = 2 * count > size[old_of]
+        groups: dict[int, list[int]] = {}
+        for c, o in sorted(zip(host_of[major].tolist(), old_of[major].tolist())):
+            groups.setdefault(c, []).append(o)
+        merged: list[dict] = []
+        for c, olds in sorted(groups.items()):
+            into = self._resolve(olds[0])
+            for o in olds[1:]:
+                o = self._resolve(o)
+                if o == into or self._merge_forbidden(into, o):
+                    continue
+                into = self._merge_ids([into, o], by="auto")
+                merged.append({"into": into, "ids": sorted({into, o})})
+        # each batch cluster's old id: the live id most of its existing faces carry (ties: the smaller id)
+        target: dict[int, int] = {}
+        live = self.labels[:start]
+        pair, count = np.unique(old_b * (int(live.max()) + 1) + live, return_counts=True)
+        for p_, cnt in sorted(zip(pair.tolist(), count.tolist()), key=lambda t: (-t[1], t[0])):
+            c, o = divmod(p_, int(live.max()) + 1)
+            target.setdefault(c, o)
+        fresh: dict[int, int] = {}
+        new_clusters: set[int] = set()
+        for i in ids.tolist():
+            c = int(batch[i])
+            forbid = self._forbidden(i)
+            t = target.get(c)
+            if t is None or t in forbid:
+                t = fresh.get(c)
+                if t is None or t in forbid:
+                    t = self._new_id()
+                    fresh.setdefault(c, t)
+                new_clusters.add(t)
+            self._set_label(i, t)
+        nb, sm = self._nbrs_of(ids)
+        conf = self._confidence_of(ids, nb, sm)
+        for j, i in enumerate(ids.tolist()):
+            self._set_conf(i, float(conf[j]))
+        labels = self._resolve_array(self._raw[ids])
+        if merged:
+            logger.info("merged clusters: %s", "; ".join(f"{m_['ids']} -> {m_['into']}" for m_ in merged))
+        return AddResult(ids, labels, conf, sorted({self._resolve(c) for c in new_clusters}), merged, rebuilt=True)
+
+    def _batch_labels(self) -> np.ndarray:
+        """Labels of one batch run of the state's method, threshold and k over every face."""
+        from ..images.pipeline import cluster_faces
+        from ..cluster import get_clusterer_class
+        n = self.n
+        accepts = set(get_clusterer_class(self.method)._param_names()) if self.method not in ("", "none") else set()
+        new, _ = cluster_faces(self.embeddings, method=self.method if accepts else None,
+                               threshold=self.threshold if "threshold" in accepts else None,
+                               k=min(self.k, n) if "k" in accepts else None, seed=getattr(self, "_seed", 0),
+                               checkpoint=getattr(self, "_checkpoint", None))
+        return np.asarray(new, np.int64)
 
     def _cluster_leftovers(self, faces: np.ndarray, nb: np.ndarray, sm: np.ndarray,
                            local: np.ndarray | None = None) -> list[int]:
@@ -1020,17 +1109,11 @@ class ClusterState:
         correction is applied again in order (found through the faces it
         names). Returns ``{new cluster id: old id}`` for the ids kept.
         """
-        from ..images.pipeline import cluster_faces
-        from ..cluster import get_clusterer_class
         n = self.n
         if n == 0:
             return {}
         old = self.labels
-        accepts = set(get_clusterer_class(self.method)._param_names()) if self.method not in ("", "none") else set()
-        new, _ = cluster_faces(self.embeddings, method=self.method if accepts else None,
-                               threshold=self.threshold if "threshold" in accepts else None,
-                               k=min(self.k, n) if "k" in accepts else None, seed=getattr(self, "_seed", 0),
-                               checkpoint=getattr(self, "_checkpoint", None))
+        new = self._batch_labels()
         big = int(old.max()) + 1 if (old >= 0).any() else 1
         had = old >= 0  # faces added just before a re-run have no id yet
         pairs, counts = np.unique(new[had] * big + old[had], return_counts=True)
@@ -1121,7 +1204,7 @@ class ClusterState:
             "method": self.method, "params": self.params, "threshold": self.threshold, "k": self.k,
             "same_photo": self.same_photo, "index": self._kind(), "merge_links": self.merge_links,
             "merge_ratio": self.merge_ratio, "merge_support": self.merge_support, "tau": self.tau,
-            "joint": self.joint, "rebuild_from": self.rebuild_from,
+            "joint": self.joint, "rebuild_from": self.rebuild_from, "keep_ids": self.keep_ids,
             "n_faces": self.n, "next_id": self.next_id,
             "seed": getattr(self, "_seed", 0), "checkpoint": getattr(self, "_checkpoint", None),
             "names": {str(c): nm for c, nm in sorted(self.names.items())},
@@ -1236,7 +1319,7 @@ class ClusterState:
                  merge_links=meta.get("merge_links", 3), merge_ratio=meta.get("merge_ratio", 0.8),
                  merge_support=meta.get("merge_support", 4),
                  tau=meta.get("tau", DEFAULT_TAU), joint=meta.get("joint", True),
-                 rebuild_from=meta.get("rebuild_from", REBUILD_FROM))
+                 rebuild_from=meta.get("rebuild_from", REBUILD_FROM), keep_ids=meta.get("keep_ids", False))
         st._seed = int(meta.get("seed", 0))
         st._checkpoint = meta.get("checkpoint")
         st._append(x.astype(np.float32), arr["groups"].astype(np.int64), arr["labels"].astype(np.int64))
