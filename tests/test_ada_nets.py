@@ -155,6 +155,26 @@ def test_training_validates_input():
         train_ada_nets(x, np.zeros(19, int))
     with pytest.raises(ClustergError):
         train_ada_nets(x, np.arange(20) % 4, holdout=1.5)
+    y = np.arange(20) % 4
+    with pytest.raises(ClustergError, match="splits an identity"):
+        train_ada_nets(x, y, holdout=np.arange(20) < 3)  # identity 0 on both sides
+    with pytest.raises(ClustergError, match="boolean array of shape"):
+        train_ada_nets(x, y, holdout=np.zeros(19, bool))
+    with pytest.raises(ClustergError, match="every row"):
+        train_ada_nets(x, y, holdout=np.ones(20, bool))
+
+
+def test_training_holds_aside_the_rows_a_mask_names():
+    """An explicit held-aside mask (e.g. the identities an earlier run held aside, when data is added)."""
+    rng = np.random.default_rng(2)
+    c = rng.normal(size=(30, 16))
+    y = np.repeat(np.arange(30), 8)
+    x = (c[y] + 0.35 * rng.normal(size=(240, 16))).astype(np.float32)
+    mask = y >= 24
+    blob = train_ada_nets(x, y, None, k=20, and_epochs=1, gcn_steps=5, k_train=10, threads=1, quiet=True,
+                          holdout=mask)
+    assert blob["meta"]["trained_on"]["n_holdout"] == int(mask.sum()) == 48
+    assert blob["meta"]["train_params"]["holdout"] == "mask"
 
 
 def test_shipped_weights_beat_knn_cc_on_dev(shared_set):

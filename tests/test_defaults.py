@@ -305,3 +305,19 @@ def test_readme_table_matches_the_results_file():
     md = (REPO / "README.md").read_text()
     start = md.index("\n", md.index("<!-- regimes-table")) + 1
     assert md[start:md.index("<!-- /regimes-table -->")] == render_markdown(results)
+
+
+def test_identity_size_augmentation_decision_matches_the_shipped_weights():
+    """benchmarks/train_ada_mixture.py's rule, recomputed from its results file, and the weights that ship."""
+    from clusterg.models.checkpoint import load_checkpoint, packaged_weights
+    j = json.loads((REPO / "docs" / "benchmarks" / "ada_mixture.json").read_text())
+    mean = {k: float(np.mean([r["auto_F"] for r in v.values()])) for k, v in j["sets"].items()}
+    assert mean == pytest.approx(j["mean_auto_F"])
+    held = {k: v["train-held"]["auto_F"] for k, v in j["sets"].items()}
+    ship = mean["mixture"] > mean["packaged"] and held["mixture"] >= held["packaged"] - 0.005
+    assert ship == j["ship"]
+    assert not any(k.startswith(("celeba-dev", "celeba6k", "pins14", "orl", "yale", "umist", "tweet"))
+                   for k in j["sets"]["mixture"]), "tune sets only"
+    meta = load_checkpoint(packaged_weights("ada_nets_dlib128.pt"))["meta"]
+    # CelebA train alone (41,796 faces) unless the mixture was shipped
+    assert (meta["trained_on"]["n"] == 41_796) == (not j["ship"])

@@ -272,7 +272,7 @@ def tune_thresholds(z: np.ndarray, labels: np.ndarray, k_final: int, seed: int =
 def train_ada_nets(features, labels, out: str | Path | None = None, *, k: int = 20, lam: float = 0.3,
                    beta: float = 0.5, and_arch: str = "mlp", and_epochs: int = 20, and_time: float = 60.0,
                    gcn_steps: int = 600, gcn_time: float = 360.0, k_train: int = 10, seeds_per_step: int = 4,
-                   neg_mode: str = "all", neg_margin: float = -0.5, holdout: float = 0.2, seed: int = 0,
+                   neg_mode: str = "all", neg_margin: float = -0.5, holdout: float | np.ndarray = 0.2, seed: int = 0,
                    graphs: tuple = (("and", 0), ("knn", 3), ("knn", 5), ("knn", 10)),
                    threads: int = 2, half: bool = True, quiet: bool | None = None) -> dict[str, Any]:
     """Train AND and the GCN encoder, pick graph and thresholds on held-aside identities.
@@ -287,7 +287,9 @@ def train_ada_nets(features, labels, out: str | Path | None = None, *, k: int = 
         gcn_steps, gcn_time, k_train, seeds_per_step, neg_mode, neg_margin: encoder training
             (see :func:`train_encoder`).
         holdout: fraction of identities held aside to choose the GCN's input graph
-            and the linkage thresholds (0 keeps the defaults).
+            and the linkage thresholds (0 keeps the defaults), or a boolean ``(N,)`` mask of
+            the rows to hold aside (e.g. the held-aside identities of an earlier run, when
+            other training data is added).
         graphs: candidate GCN input graphs tried on the held-aside identities:
             ('and', 0) the adaptive graph from AND, ('knn', m) the first m kNN.
         threads: torch/faiss threads.
@@ -301,11 +303,21 @@ def train_ada_nets(features, labels, out: str | Path | None = None, *, k: int = 
     t_start = time.time()
     x = check_features(features, min_n=4, normalize=True)
     y = check_labels(labels, n=len(x))
-    if not 0.0 <= float(holdout) < 1.0:
-        raise ClustergError(f"holdout must lie in [0, 1), got {holdout}")
+    if isinstance(holdout, np.ndarray):
+        if holdout.dtype != bool or holdout.shape != (len(y),):
+            raise ClustergError(f"holdout: a mask must be a boolean array of shape ({len(y)},), got "
+                                f"{holdout.dtype} {holdout.shape}")
+        if holdout.all():
+            raise ClustergError("holdout: the mask holds every row aside; nothing is left to train on")
+        if holdout.any() and np.isin(y[holdout], y[~holdout]).any():
+            raise ClustergError("holdout: the mask splits an identity between training and held-aside rows")
+        hold = holdout.copy()
+    else:
+        if not 0.0 <= float(holdout) < 1.0:
+            raise ClustergError(f"holdout must lie in [0, 1), got {holdout}")
+        hold = split_identities(y, holdout, seed) if holdout > 0 else np.zeros(len(y), bool)
     torch.set_num_threads(int(threads))
     set_num_threads(int(threads))
-    hold = split_identities(y, holdout, seed) if holdout > 0 else np.zeros(len(y), bool)
     xt, yt = x[~hold], y[~hold]
     n = len(xt)
     kk = min(max(int(k), 2 * k_train, 129), n)
@@ -354,7 +366,7 @@ def train_ada_nets(features, labels, out: str | Path | None = None, *, k: int = 
             "seconds": time.time() - t_start, "train_params": {
                 "and_epochs": and_epochs, "gcn_steps": gcn_steps, "k_train": k_train,
                 "seeds_per_step": seeds_per_step, "neg_mode": neg_mode, "neg_margin": neg_margin,
-                "holdout": holdout, "seed": seed}}
+                "holdout": holdout if not isinstance(holdout, np.ndarray) else "mask", "seed": seed}}
     blob = {"model": MODEL_NAME, "in_dim": int(x.shape[1]), "config": config, "state_dict": state, "meta": meta}
     if out is not None:
         save_checkpoint(out, MODEL_NAME, int(x.shape[1]), config, state, None, meta)
