@@ -224,6 +224,8 @@ FILE_CLAIMS: list[tuple[str, str, object]] = [
      "6K synthetic sets, where it scores {sets[synth-med5][methods][ada-nets][default_F]:.3f} / "
      "{sets[synth-med50][methods][ada-nets][default_F]:.3f} / {sets[synth-med500][methods][ada-nets][default_F]:.3f}"
      " pairwise F"),
+    ("docs/benchmarks/notes.md", "regimes.json",
+     "joins them again and scores {sets[synth-med500][methods][auto][default_F]:.3f} there"),
     ("docs/benchmarks/notes.md", "knn_gemm_584k.json",
      "took {sizes[0][runs][0][ivf_gemm_s]:.1f} s against faiss IVF's {sizes[0][runs][0][faiss_s]:.1f} s at equal recall"),
     # k-reciprocal re-ranking: the 10^6-point run and the join's speed-up (benchmarks/bench_rerank.py)
