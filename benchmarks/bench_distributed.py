@@ -5,6 +5,7 @@ As a script (writes the results file docs/scale-out.rst reads)::
     python benchmarks/bench_distributed.py -o docs/benchmarks/distributed.json            # N = 20000 (default)
     CLUSTERG_BENCH_DIST_N=584000 python benchmarks/bench_distributed.py -o /tmp/dist584k.json   # the 584K run
     python benchmarks/bench_distributed.py --equality 200000 -o /tmp/eq200k.json        # labels vs single node
+    python benchmarks/bench_distributed.py --equality-auto 200000 -o docs/benchmarks/distributed_auto_200k.json
 
 For each worker count ``w`` a fresh local Ray is started with ``num_cpus=w`` and ``w`` shards. Stages:
 ``knn`` (exact flat kNN, k = 20: ``put`` the shards in the object store, build the ``index`` actors,
@@ -13,7 +14,8 @@ halo) and ``linkage`` (per-shard thresholded edges, global union-find). Memory: 
 of the features (bytes put) and the largest resident set of an index actor (psutil, sampled after every
 query shard). Per-worker rates (query-index pairs a second, GCN-V nodes a second) are what
 docs/scale-out.rst scales from. ``--equality N`` instead checks that knn-cc and gcn-v labels on a
-synthetic set of N faces are identical to the single-node ones with 1, 2 and 4 shards.
+synthetic set of N faces are identical to the single-node ones with 1, 2 and 4 shards;
+``--equality-auto N`` does the same for the default pipeline (``auto``: Ada-NETS, both kNN stages on Ray).
 
 Under pytest (``bench_*.py`` is collected) one tiny case runs with 2 workers and checks equality.
 """
@@ -202,6 +204,35 @@ def equality(n: int) -> dict:
     return out
 
 
+def equality_auto(n: int) -> dict:
+    """Labels of the default pipeline with ``engine="ray"`` (1, 2, 4 shards) against the single-node run.
+
+    Nothing is passed in: each run searches its own exact 80-NN graph (single node: faiss flat; Ray: the
+    sharded exact search) and the kNN graph of Ada-NETS' refined embeddings the same way.
+    """
+    import ray
+
+    from clusterg.cluster import AutoClusterer
+    from clusterg.data.synth import synth_ms1m
+    x = synth_ms1m(n, dim=128, seed=0)[0]
+    out = {"n": n, "data": "synth_ms1m(n, dim=128, seed=0)", "method": "auto", "shards": {}}
+    t0 = time.perf_counter()
+    ref = AutoClusterer().fit(x)
+    out.update(single_node_s=time.perf_counter() - t0, ran=ref.method_, clusters=int(ref.labels_.max() + 1))
+    print(json.dumps(out), flush=True)
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        for s in (1, 2, 4):
+            t0 = time.perf_counter()
+            est = AutoClusterer(engine="ray", shards=s).fit(x)
+            out["shards"][str(s)] = {"identical": bool(np.array_equal(est.labels_, ref.labels_)),
+                                     "ran": est.method_, "s": time.perf_counter() - t0}
+            print(json.dumps(out), flush=True)
+    finally:
+        ray.shutdown()
+    return out
+
+
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
 
@@ -213,7 +244,7 @@ def _table(header, rows) -> list[str]:
     return out + [""]
 
 
-def render(dist: dict, eq: dict | None) -> str:
+def render(dist: dict, eq: dict | None, eq_auto: dict | None = None) -> str:
     """The measured and planned tables of docs/scale-out.rst, from the two results files."""
     sn = dist["single_node"]
     lines = [f".. written by `python benchmarks/bench_distributed.py --render docs/benchmarks/distributed.rst.inc` "
@@ -265,6 +296,12 @@ def render(dist: dict, eq: dict | None) -> str:
                         + [("identical" if r[f"shards_{s}"]["identical"] else "DIFFERENT")
                            + f" ({r[f'shards_{s}']['s']:.1f} s)" if f"shards_{s}" in r else "not run"
                            for s in (1, 2, 4)])
+        if eq_auto and eq_auto["n"] == eq["n"]:
+            rows.append([f"``auto`` labels ({eq_auto['clusters']:,} clusters; {eq_auto['ran']}, both kNN stages "
+                         f"searched by each run)", f"{eq_auto['single_node_s']:.0f} s"]
+                        + [("identical" if eq_auto["shards"][str(s)]["identical"] else "DIFFERENT")
+                           + f" ({eq_auto['shards'][str(s)]['s']:.0f} s)" if str(s) in eq_auto["shards"] else "not run"
+                           for s in (1, 2, 4)])
         lines += _table(["stage", "single node", "1 shard", "2 shards", "4 shards"], rows)
     return "\n".join(lines)
 
@@ -288,18 +325,27 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=N, help=f"faces (default $CLUSTERG_BENCH_DIST_N or {N})")
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--equality", type=int, default=None, metavar="N", help="check labels at N faces instead")
+    ap.add_argument("--equality-auto", type=int, default=None, metavar="N",
+                    help="check the default pipeline's labels at N faces instead")
     args = ap.parse_args(argv)
     if args.render:
         eq_file = RESULTS / "distributed_equality_200k.json"
+        auto_file = RESULTS / "distributed_auto_200k.json"
         text = render(json.loads((RESULTS / "distributed.json").read_text()),
-                      json.loads(eq_file.read_text()) if eq_file.is_file() else None)
+                      json.loads(eq_file.read_text()) if eq_file.is_file() else None,
+                      json.loads(auto_file.read_text()) if auto_file.is_file() else None)
         Path(args.render).write_text(text)
         return 0
     if not args.output:
         ap.error("-o/--output is required")
     from clusterg import set_quiet
     set_quiet(True)
-    res = equality(args.equality) if args.equality else bench(args.n, tuple(int(w) for w in args.workers.split(",")))
+    if args.equality_auto:
+        res = equality_auto(args.equality_auto)
+    elif args.equality:
+        res = equality(args.equality)
+    else:
+        res = bench(args.n, tuple(int(w) for w in args.workers.split(",")))
     res["command"] = "python benchmarks/bench_distributed.py " + " ".join(argv if argv is not None else sys.argv[1:])
     res["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     try:

@@ -188,8 +188,13 @@ def test_scale_out_tables_are_rendered_from_the_results_files():
         sys.path.remove(str(REPO / "benchmarks"))
     res = REPO / "docs" / "benchmarks"
     eq = res / "distributed_equality_200k.json"
+    auto = res / "distributed_auto_200k.json"
     text = bench_distributed.render(json.loads((res / "distributed.json").read_text()),
-                                    json.loads(eq.read_text()) if eq.is_file() else None)
+                                    json.loads(eq.read_text()) if eq.is_file() else None,
+                                    json.loads(auto.read_text()) if auto.is_file() else None)
     assert (res / "distributed.rst.inc").read_text() == text, \
         "run: python benchmarks/bench_distributed.py --render docs/benchmarks/distributed.rst.inc"
     assert ".. include:: benchmarks/distributed.rst.inc" in (REPO / "docs" / "scale-out.rst").read_text()
+    if auto.is_file():  # the default pipeline at 200K: identical labels with 1, 2 and 4 shards
+        a = json.loads(auto.read_text())
+        assert a["n"] == 200_000 and all(a["shards"][s]["identical"] for s in ("1", "2", "4"))
