@@ -219,6 +219,10 @@ FILE_CLAIMS: list[tuple[str, str, object]] = [
         "edge scorer, p > %.3f" % j["scorer"]["cut"], j["scorer"]["pairwise"], j["scorer"]["bcubed"],
         j["scorer"]["clusters"])),
     ("docs/synthetic.rst", "calibration.json", lambda j: "real %.3f." % j["CelebA dev (real)"]["nn_rate"]),
+    ("docs/synthetic.rst", "calibration.json", lambda j: "the best F spans %.3f (kNN + connected components) and %.3f" % tuple(
+        max(v[f] for k, v in j.items() if k.startswith("synthetic")) - min(v[f] for k, v in j.items()
+                                                                             if k.startswith("synthetic"))
+        for f in ("knn-cc_f", "infomap_f"))),
     # the analysis of the benchmark report (docs/benchmarks/notes.md) quoting the regime sweep
     ("docs/benchmarks/notes.md", "regimes.json",
      "6K synthetic sets, where it scores {sets[synth-med5][methods][ada-nets][default_F]:.3f} / "
@@ -273,6 +277,22 @@ def _keep_ids_claim(j: dict) -> str:
             f"{cell('pins14', 'keep-ids')} against {cell('pins14', 'default')}")
 
 
+def _regimes_before(j: dict) -> str:
+    """docs/benchmarks/regimes_notes.rst.inc: the defaults before the cut search (regimes.json at commit 5699bb3)."""
+    f = lambda name, m: f"{j['sets'][name]['methods'][m]['default_F']:.3f}"  # noqa: E731
+    return (f"(ORL {f('orl', 'infomap')} and Yale {f('yale', 'infomap')} before), ``hac`` on ORL and Yale\n"
+            f"  ({f('orl', 'hac')} / {f('yale', 'hac')} before), and ``knn-cc`` / ``dbscan`` everywhere (CelebA dev "
+            f"{f('celeba-dev', 'knn-cc')}, pins14 {f('pins14', 'knn-cc')},\n  Yale {f('yale', 'knn-cc')}, UMIST "
+            f"{f('umist', 'knn-cc')} before: ``regimes.json`` at commit 5699bb3)")
+
+
+FILE_CLAIMS += [
+    ("docs/benchmarks/regimes_notes.rst.inc", "regimes_5699bb3.json", _regimes_before),
+    ("docs/benchmarks/regimes_notes.rst.inc", "regimes.json", lambda j: "there): %.3f short of the best plain Infomap - 0.03" % (
+        j["sets"]["tweet89"]["best_infomap"]["F"] - 0.03 - j["sets"]["tweet89"]["methods"]["auto"]["default_F"])),
+    ("docs/benchmarks/regimes_notes.rst.inc", "regimes.json",
+     "(pins14: {sets[pins14][methods][knn-cc][default_F]:.3f} against {sets[pins14][methods][knn-cc][best][F]:.3f})"),
+]
 FILE_CLAIMS += _rejoin_claims()
 FILE_CLAIMS.append(("docs/library.rst", "library_incremental.json", _keep_ids_claim))
 
