@@ -69,7 +69,7 @@ def test_flat_knn_identical_to_single_node(local_ray, sets, name):
         assert (nb[:, 0] == np.arange(len(x))).all()
 
 
-@pytest.mark.parametrize("method", ["knn-cc", "gcn-v", "auto"])
+@pytest.mark.parametrize("method", ["knn-cc", "gcn-v", "gcn-ve", "auto"])
 @pytest.mark.parametrize("name", ["celeba-dev", "synth"])
 def test_labels_identical_to_single_node(local_ray, sets, name, method):
     x = sets[name]

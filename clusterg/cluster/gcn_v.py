@@ -190,13 +190,20 @@ class GCNVEClusterer(GCNVClusterer):
             default the packaged dlib-128 weights for 128-d input.
         batch_graphs: candidate sets per GCN-E forward pass (memory vs speed).
         knn_method, device, seed: kNN search settings.
+        engine, address, shards: ``engine="ray"`` runs the kNN search and the GCN-V confidences (per
+            node shard with its halo) on Ray (:mod:`clusterg.distributed`), as :class:`GCNVClusterer`;
+            GCN-E's candidate sets and scores and the tree deduction stay on this machine. The labels
+            equal the single-node ones.
     """
 
     def __init__(self, k: int | None = None, k_e: int | None = None, threshold: float | None = None,
                  ignore_ratio: float | None = None, rule: str | None = None, alpha: float | None = None,
                  p_min: float | None = None, p_high: float | None = None, beta: float | None = None,
                  checkpoint=None, batch_graphs: int = 512, knn_method: str = "auto", device: str = "cpu",
-                 seed: int = 0):
+                 seed: int = 0, engine: str = "local", address: str | None = None, shards: int | None = None):
+        self.engine = engine
+        self.address = address
+        self.shards = shards
         self.k = k
         self.k_e = k_e
         self.threshold = threshold

@@ -821,8 +821,9 @@ class ClusterState:
         logger.info("adding %d faces to %d: placed by one batch run over every face, ids kept (rebuild_from=%s)",
                     len(ids), start, self.rebuild_from)
         batch = self._batch_labels()
-        old_b = batch[:start]
-        n_old = int(before.max()) + 1
+        had = before >= 0  # every existing face has an id; guard anyway
+        old_b, before = batch[:start][had], before[had]
+        n_old = int(before.max()) + 1 if len(before) else 1
         size = np.bincount(before, minlength=n_old)
         pair, count = np.unique(old_b * n_old + before, return_counts=True)
         host_of, old_of = pair // n_old, pair % n_old
@@ -841,10 +842,11 @@ class ClusterState:
                 merged.append({"into": into, "ids": sorted({into, o})})
         # each batch cluster's old id: the live id most of its existing faces carry (ties: the smaller id)
         target: dict[int, int] = {}
-        live = self.labels[:start]
-        pair, count = np.unique(old_b * (int(live.max()) + 1) + live, return_counts=True)
+        live = self.labels[:start][had]
+        n_live = int(live.max()) + 1 if len(live) else 1
+        pair, count = np.unique(old_b * n_live + live, return_counts=True)
         for p_, cnt in sorted(zip(pair.tolist(), count.tolist()), key=lambda t: (-t[1], t[0])):
-            c, o = divmod(p_, int(live.max()) + 1)
+            c, o = divmod(p_, n_live)
             target.setdefault(c, o)
         fresh: dict[int, int] = {}
         new_clusters: set[int] = set()
