@@ -293,6 +293,24 @@ FILE_CLAIMS += [
     ("docs/benchmarks/regimes_notes.rst.inc", "regimes.json",
      "(pins14: {sets[pins14][methods][knn-cc][default_F]:.3f} against {sets[pins14][methods][knn-cc][best][F]:.3f})"),
 ]
+def _notes_knn_5m(j: dict) -> str:
+    """docs/benchmarks/notes.md: the 5.21M kNN stage of results.json."""
+    r = j["knn"]["synth-5.21M-d256"]
+    st = r["stage_seconds"]
+    return (f"{r['seconds']:.0f} s (train {st['train']:.0f} s, add {st['add']:.0f} s, search {st['search']:.0f} s) at "
+            f"recall@20 {r['recall_at_k']:.4f}")
+
+
+def _notes_stages_100k(j: dict) -> str:
+    """docs/benchmarks/notes.md: fit times of the clustering stages at 100K in results.json."""
+    run = lambda d, m: j["runs"][f"synth-100K-{d}|{m}"]["fit_seconds"]  # noqa: E731
+    im = sorted((run("d256", "infomap"), run("d128", "infomap")))
+    return (f"Infomap {im[0]:.1f}-{im[1]:.1f} s at 100K, GCN-V {run('d128', 'gcn-v'):.1f} s, GCN-V + GCN-E "
+            f"{run('d128', 'gcn-ve'):.0f} s at 100K")
+
+
+FILE_CLAIMS += [("docs/benchmarks/notes.md", "results.json", _notes_knn_5m),
+                ("docs/benchmarks/notes.md", "results.json", _notes_stages_100k)]
 FILE_CLAIMS += _rejoin_claims()
 FILE_CLAIMS.append(("docs/library.rst", "library_incremental.json", _keep_ids_claim))
 
