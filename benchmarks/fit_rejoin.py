@@ -70,7 +70,7 @@ def score_set(x, y) -> dict:
 
 
 def main(argv=None) -> int:
-    from fit_silhouette_tol import MARGINS, robust_pick
+    from fit_silhouette_tol import margin_regrets, robust_pick
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--data", default=os.environ.get("CLUSTERG_DATA", str(REPO.parent / "shared" / "data")))
@@ -91,14 +91,9 @@ def main(argv=None) -> int:
         regret[m] = float(np.mean([max(v["F"] for v in r["rejoin"].values()) - r["rejoin"][str(m)]["F"]
                                    for r in per.values()]))
     min_size, robust = robust_pick(regret)
-    margin_regret = {}
-    for mg in MARGINS:
-        regs = []
-        for r in per.values():
-            a = r["rejoin"][str(min_size)]
-            pick_im = r["infomap_silhouette"] > a["silhouette"] + mg * abs(a["silhouette"])
-            regs.append(max(a["F"], r["infomap_F"]) - (r["infomap_F"] if pick_im else a["F"]))
-        margin_regret[mg] = float(np.mean(regs))
+    key = str(min_size)
+    margin_regret = margin_regrets([(r["rejoin"][key]["F"], r["rejoin"][key]["silhouette"], r["infomap_F"],
+                                     r["infomap_silhouette"]) for r in per.values()])
     margin, margin_robust = robust_pick(margin_regret)
     out = {"command": "python benchmarks/fit_rejoin.py -o " + args.output,
            "seconds": round(time.perf_counter() - t0, 1),

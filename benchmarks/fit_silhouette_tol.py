@@ -142,6 +142,17 @@ def robust_pick(values: dict) -> float:
     return min(keys, key=lambda k: (score[k], k)), score
 
 
+def margin_regrets(cases, margins=MARGINS) -> dict:
+    """Mean regret of AutoClusterer's choice at each margin: ``cases`` are ``(ada_F, ada_silhouette,
+    infomap_F, infomap_silhouette)`` per tune set; Infomap is kept when its silhouette is higher by more
+    than the margin (relative), and the regret is the better F minus the F kept."""
+    out = {}
+    for m in margins:
+        regs = [max(fa, fi) - (fi if si > sa + m * abs(sa) else fa) for fa, sa, fi, si in cases]
+        out[m] = float(np.mean(regs))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", required=True)
@@ -160,14 +171,8 @@ def main(argv=None) -> int:
     tol, robust = robust_pick(regret)
     for name, (x, y) in sets.items():
         finish_set(per[name], y, tol)
-    auto_regret = {}
-    for m in MARGINS:
-        regs = []
-        for r in per.values():
-            a = r["auto"]
-            pick_im = a["infomap_silhouette"] > (1 + m) * a["ada_silhouette"]
-            regs.append(max(a["ada_F"], a["infomap_F"]) - (a["infomap_F"] if pick_im else a["ada_F"]))
-        auto_regret[m] = float(np.mean(regs))
+    auto_regret = margin_regrets([(a["ada_F"], a["ada_silhouette"], a["infomap_F"], a["infomap_silhouette"])
+                                  for a in (r["auto"] for r in per.values())])
     margin, auto_robust = robust_pick(auto_regret)
     out = {"command": "python benchmarks/fit_silhouette_tol.py -o " + args.output,
            "seconds": round(time.perf_counter() - t0, 1),

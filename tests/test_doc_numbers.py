@@ -100,13 +100,22 @@ def _is_setting(text: str, start: int) -> bool:
                           r"per-test|limit)\W*$", before, re.I))
 
 
+NOTES = REPO / "docs" / "benchmarks" / "notes.md"
+
+
+def _report_table_numbers() -> set[str]:
+    """Every number the benchmark report's tables print (rendered from ``results.json`` by
+    ``benchmarks/report_render.py``): ``notes.md``, the report's analysis, may quote any of them."""
+    tables = (REPO / "docs" / "benchmarks" / "report.md").read_text(encoding="utf-8").split("## Analysis")[0]
+    return set(re.findall(r"(?<![\w.])\d[\d,]*\.?\d*", tables))
+
+
 def test_no_time_or_size_in_the_docs_without_its_source(results):
     """Times and sizes in the hand-written pages; ``notes.md`` (the report's analysis) may also quote any number
     the report's tables print."""
-    tables = (REPO / "docs" / "benchmarks" / "report.md").read_text(encoding="utf-8").split("## Analysis")[0]
-    in_tables = set(re.findall(r"(?<![\w.])\d[\d,]*\.?\d*", tables))
+    in_tables = _report_table_numbers()
     missing = []
-    for path in [*PAGES, REPO / "docs" / "benchmarks" / "notes.md"]:
+    for path in [*PAGES, NOTES]:
         page = str(path.relative_to(REPO))
         if page in UNCHECKED:
             continue
@@ -165,26 +174,38 @@ def _score_sources(page: str, text: str, results: dict) -> list[tuple[int, int]]
     return spans
 
 
-def test_no_score_in_the_docs_without_its_source(results):
-    """Every three-decimal score in the hand-written pages is rendered from a results file (or is a setting).
-
-    ``docs/benchmarks/notes.md`` (the analysis of the report) may also quote any number the report's
-    tables print: those tables are rendered from ``results.json`` by ``benchmarks/report_render.py``.
-    """
-    tables = (REPO / "docs" / "benchmarks" / "report.md").read_text(encoding="utf-8").split("## Analysis")[0]
-    in_tables = set(re.findall(r"(?<![\w.])\d[\d,]*\.\d+", tables))
+def _unsourced(pattern: re.Pattern, results: dict, settings=(), near: re.Pattern | None = None) -> list[str]:
+    """Matches of ``pattern`` in the hand-written pages and ``notes.md`` that no results file renders and no
+    setting lists (``settings``: more ``(page, snippet)`` pairs); with ``near``, only matches that have a
+    match of ``near`` within 60 characters before or 25 after. ``notes.md`` may quote the report's tables."""
+    in_tables = _report_table_numbers()
     missing = []
-    for path in [*PAGES, REPO / "docs" / "benchmarks" / "notes.md"]:
+    for path in [*PAGES, NOTES]:
         page = str(path.relative_to(REPO))
         text = path.read_text(encoding="utf-8")
         spans = _score_sources(page, text, results)
-        for m in SCORE.finditer(text):
+        spans += [(m.start(), m.end()) for p, snippet in settings if p == page
+                  for m in re.finditer(re.escape(snippet), text)]
+        for m in pattern.finditer(text):
+            if near is not None and not near.search(text[max(0, m.start() - 60):m.start()] + " "
+                                                    + text[m.end():m.end() + 25]):
+                continue
             if any(a <= m.start() and m.end() <= b for a, b in spans):
                 continue
             if page.endswith("notes.md") and m.group(0) in in_tables:
                 continue
             line = text.count("\n", 0, m.start()) + 1
             missing.append(f"{page}:{line}: {m.group(0)!r} in {text[max(0, m.start() - 50):m.end() + 20]!r}")
+    return missing
+
+
+def test_no_score_in_the_docs_without_its_source(results):
+    """Every three-decimal score in the hand-written pages is rendered from a results file (or is a setting).
+
+    ``docs/benchmarks/notes.md`` (the analysis of the report) may also quote any number the report's
+    tables print: those tables are rendered from ``results.json`` by ``benchmarks/report_render.py``.
+    """
+    missing = _unsourced(SCORE, results)
     assert not missing, ("scores with no results file behind them (add them to benchmarks/doc_numbers.py "
                          "CLAIMS / FILE_CLAIMS, or remove them):\n" + "\n".join(missing))
 
@@ -215,23 +236,7 @@ SCORE2_SETTINGS = [
 
 def test_no_two_decimal_score_in_the_docs_without_its_source(results):
     """Scores quoted to two decimals (``pairwise F 0.86``) need a source too; bounds and settings are listed."""
-    tables = (REPO / "docs" / "benchmarks" / "report.md").read_text(encoding="utf-8").split("## Analysis")[0]
-    in_tables = set(re.findall(r"(?<![\w.])\d[\d,]*\.\d+", tables))
-    missing = []
-    for path in [*PAGES, REPO / "docs" / "benchmarks" / "notes.md"]:
-        page = str(path.relative_to(REPO))
-        text = path.read_text(encoding="utf-8")
-        spans = _score_sources(page, text, results)
-        spans += [(m.start(), m.end()) for p, snippet in SCORE2_SETTINGS if p == page
-                  for m in re.finditer(re.escape(snippet), text)]
-        for m in SCORE2.finditer(text):
-            near = text[max(0, m.start() - 60):m.start()] + " " + text[m.end():m.end() + 25]
-            if not _SCORE_WORDS.search(near) or any(a <= m.start() and m.end() <= b for a, b in spans):
-                continue
-            if page.endswith("notes.md") and m.group(0) in in_tables:
-                continue
-            line = text.count("\n", 0, m.start()) + 1
-            missing.append(f"{page}:{line}: {m.group(0)!r} in {text[max(0, m.start() - 50):m.end() + 20]!r}")
+    missing = _unsourced(SCORE2, results, SCORE2_SETTINGS, near=_SCORE_WORDS)
     assert not missing, ("two-decimal scores with no results file behind them (add them to "
                          "benchmarks/doc_numbers.py CLAIMS / FILE_CLAIMS, list a setting in SCORE2_SETTINGS, or "
                          "remove them):\n" + "\n".join(missing))

@@ -820,19 +820,12 @@ class ClusterState:
         before = self.labels[:start].copy()
         logger.info("adding %d faces to %d: placed by one batch run over every face, ids kept (rebuild_from=%s)",
                     len(ids), start, self.rebuild_from)
+        from ..linkage.rejoin import majority_groups
         batch = self._batch_labels()
         had = before >= 0  # every existing face has an id; guard anyway
         old_b, before = batch[:start][had], before[had]
-        n_old = int(before.max()) + 1 if len(before) else 1
-        size = np.bincount(before, minlength=n_old)
-        pair, count = np.unique(old_b * n_old + before, return_counts=True)
-        host_of, old_of = pair // n_old, pair % n_old
-        major = 2 * count > size[old_of]
-        groups: dict[int, list[int]] = {}
-        for c, o in sorted(zip(host_of[major].tolist(), old_of[major].tolist())):
-            groups.setdefault(c, []).append(o)
         merged: list[dict] = []
-        for c, olds in sorted(groups.items()):
+        for olds in majority_groups(before, old_b):  # old clusters one batch cluster holds the majority of
             into = self._resolve(olds[0])
             for o in olds[1:]:
                 o = self._resolve(o)

@@ -15,7 +15,7 @@ import numpy as np
 from .._validate import ClustergError, check_int
 from .components import connected_components, relabel
 
-__all__ = ["rejoin_by_reference", "REJOIN_MIN_SIZE"]
+__all__ = ["rejoin_by_reference", "majority_groups", "REJOIN_MIN_SIZE"]
 
 #: Smallest cluster the rule may join; fitted on training identities and synthetic sets
 #: (``benchmarks/fit_rejoin.py`` -> ``docs/benchmarks/rejoin_fit.json``).
@@ -33,6 +33,33 @@ def _labels(a, name: str, n: int | None = None) -> np.ndarray:
     return a.astype(np.int64)
 
 
+def majority_groups(labels, reference, min_size: int = 1) -> list[list[int]]:
+    """The clusters of ``labels`` that share the ``reference`` module holding the majority of each.
+
+    A module holds the majority of a cluster when it has more than half of its points (at most
+    one can). Clusters smaller than ``min_size`` take no part.
+
+    Returns:
+        one sorted list of cluster ids (as given in ``labels``) per module holding the majority of
+        two or more clusters, in order of module id.
+    """
+    lab = _labels(labels, "labels")
+    ref = _labels(reference, "reference", len(lab))
+    min_size = check_int(min_size, "min_size", 1)
+    if len(lab) == 0:
+        return []
+    ids, lab = np.unique(lab, return_inverse=True)
+    mods, ref = np.unique(ref, return_inverse=True)
+    size = np.bincount(lab)
+    pair, count = np.unique(lab * len(mods) + ref, return_counts=True)
+    owner, module = pair // len(mods), pair % len(mods)
+    major = (2 * count > size[owner]) & (size[owner] >= min_size)
+    groups: dict[int, list[int]] = {}
+    for m, o in zip(module[major].tolist(), owner[major].tolist()):  # pairs come sorted by (owner, module)
+        groups.setdefault(m, []).append(int(ids[o]))
+    return [sorted(g) for _, g in sorted(groups.items()) if len(g) > 1]
+
+
 def rejoin_by_reference(labels, reference, min_size: int = REJOIN_MIN_SIZE) -> tuple[np.ndarray, int]:
     """Join clusters of ``labels`` that one module of ``reference`` holds the majority of.
 
@@ -46,25 +73,12 @@ def rejoin_by_reference(labels, reference, min_size: int = REJOIN_MIN_SIZE) -> t
         ``(labels, joins)``: ``(N,)`` ids ``0..C-1`` numbered by first member, and how many clusters
         were joined into another (0: ``labels`` unchanged up to renumbering).
     """
-    lab = _labels(labels, "labels")
-    ref = _labels(reference, "reference", len(lab))
-    min_size = check_int(min_size, "min_size", 1)
-    if len(lab) == 0:
+    lab = relabel(_labels(labels, "labels"))
+    groups = majority_groups(lab, reference, min_size)
+    if not groups:
         return lab, 0
-    lab, ref = relabel(lab), relabel(ref)
-    n_lab, n_ref = int(lab.max()) + 1, int(ref.max()) + 1
-    size = np.bincount(lab, minlength=n_lab)
-    pair, count = np.unique(lab * n_ref + ref, return_counts=True)
-    owner, module = pair // n_ref, pair % n_ref
-    # a module holds the majority of a cluster when it has more than half of its points (at most one can)
-    major = (2 * count > size[owner]) & (size[owner] >= min_size)
-    owner, module = owner[major], module[major]
-    if len(owner) < 2:
-        return lab, 0
-    # chain the clusters of each module: sort by (module, cluster) so the result does not depend on order
-    order = np.lexsort((owner, module))
-    owner, module = owner[order], module[order]
-    same = module[1:] == module[:-1]
-    joined = connected_components(n_lab, owner[:-1][same], owner[1:][same])
-    out = relabel(joined[lab])
+    src = np.asarray([g[0] for g in groups for _ in g[1:]], dtype=np.int64)
+    dst = np.asarray([c for g in groups for c in g[1:]], dtype=np.int64)
+    n_lab = int(lab.max()) + 1
+    out = relabel(connected_components(n_lab, src, dst)[lab])
     return out, int(n_lab - (int(out.max()) + 1))
