@@ -3,7 +3,7 @@
 As a script (writes the results file docs/scale-out.rst reads)::
 
     python benchmarks/bench_distributed.py -o docs/benchmarks/distributed.json            # N = 20000 (default)
-    CLUSTERG_BENCH_DIST_N=584000 python benchmarks/bench_distributed.py -o /tmp/dist584k.json   # the 584K run
+    python benchmarks/bench_distributed.py --n 584000 --knn-method ivf -o docs/benchmarks/distributed_584k.json
     python benchmarks/bench_distributed.py --equality 200000 -o /tmp/eq200k.json        # labels vs single node
     python benchmarks/bench_distributed.py --equality-auto 200000 -o docs/benchmarks/distributed_auto_200k.json
 
@@ -43,7 +43,20 @@ def _rss(pids) -> int:
         return -1
 
 
-def run_workers(x: np.ndarray, workers: int) -> dict:
+def _recall(x: np.ndarray, nbrs: np.ndarray, sample: int = 2000, seed: int = 0) -> float:
+    """recall@K of ``nbrs`` on a fixed-seed sample of rows against their exact K-NN (float64 products)."""
+    rows = np.sort(np.random.default_rng(seed).choice(len(x), min(sample, len(x)), replace=False))
+    xs = x.astype(np.float64)
+    hit = 0
+    for a in range(0, len(rows), 250):
+        r = rows[a:a + 250]
+        sims = xs[r] @ xs.T
+        top = np.argpartition(-sims, K - 1, axis=1)[:, :K]
+        hit += sum(len(np.intersect1d(top[i], nbrs[q])) for i, q in enumerate(r))
+    return hit / (len(rows) * K)
+
+
+def run_workers(x: np.ndarray, workers: int, method: str = "flat") -> dict:
     import ray
 
     from clusterg.distributed.engine import get_engine
@@ -57,7 +70,7 @@ def run_workers(x: np.ndarray, workers: int) -> dict:
         eng = get_engine(shards=workers)
         model, cfg, _ = load_gcn_v(packaged_weights("gcn_v_dlib128.pt"), in_dim=x.shape[1])
         t0 = time.perf_counter()  # warm-up on 2000 rows: starts the worker processes and their imports
-        wn, ws = ray_knn_search(x[:2000], K, engine=eng, quiet=True)
+        wn, ws = ray_knn_search(x[:2000], K, method=method, engine=eng, quiet=True)
         ray_gcn_v_confidence(model, x[:2000], wn, ws, cfg.get("th_sim", 0.0), engine=eng)
         ray_threshold_components(wn, ws, 0.9, engine=eng)
         warm_s = time.perf_counter() - t0
@@ -68,7 +81,7 @@ def run_workers(x: np.ndarray, workers: int) -> dict:
             rss.append(_rss(ray.get([a.pid.remote() for a in actors])))
 
         t0 = time.perf_counter()
-        nbrs, sims = ray_knn_search(x, K, engine=eng, stats=st, callback=sample, quiet=True)
+        nbrs, sims = ray_knn_search(x, K, method=method, engine=eng, stats=st, callback=sample, quiet=True)
         knn_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         conf, _ = ray_gcn_v_confidence(model, x, nbrs, sims, cfg.get("th_sim", 0.0), engine=eng)
@@ -82,18 +95,19 @@ def run_workers(x: np.ndarray, workers: int) -> dict:
     return {"workers": workers, "shards": workers, "warmup_s": warm_s, "knn_total_s": knn_s, "knn_put_s": st["put_s"],
             "knn_index_s": st["index_s"], "knn_search_s": st["search_s"], "gcn_v_s": gcn_s, "linkage_s": link_s,
             "object_store_bytes": st["object_store_bytes"], "max_actor_rss_bytes": max(rss) if rss else -1,
-            "pairs_per_s_per_worker": n * n / st["search_s"] / workers,
+            "pairs_per_s_per_worker": n * n / st["search_s"] / workers if method == "flat" else None,
+            "queries_per_s_per_worker": n / st["search_s"] / workers,
             "gcn_v_nodes_per_s_per_worker": n / gcn_s / workers, "linkage_edges_per_s": n * K / link_s,
             "_labels": lab, "_nbrs": nbrs, "_conf": conf}
 
 
-def single_node(x: np.ndarray) -> dict:
+def single_node(x: np.ndarray, method: str = "flat") -> dict:
     from clusterg.knn import knn_search
     from clusterg.linkage import connected_components, threshold_edges
     from clusterg.models.checkpoint import packaged_weights
     from clusterg.models.gcn_v import gcn_v_graph, load_gcn_v, predict_gcn_v
     t0 = time.perf_counter()
-    nbrs, sims = knn_search(x, K, quiet=True)
+    nbrs, sims = knn_search(x, K, method=method, quiet=True)
     knn_s = time.perf_counter() - t0
     model, cfg, _ = load_gcn_v(packaged_weights("gcn_v_dlib128.pt"), in_dim=x.shape[1])
     t0 = time.perf_counter()
@@ -141,22 +155,32 @@ def plan(res: dict, n: float = 1e8, d: int = 256, k: int = 80, cores: int = 32, 
             "pair_rate_per_core_at_dim": pair_rate, "gcn_v_nodes_per_s_per_core_at_dim": node_rate, "rows": rows}
 
 
-def bench(n: int, workers=(1, 2, 4)) -> dict:
+def bench(n: int, workers=(1, 2, 4), method: str = "flat") -> dict:
+    """Single node and Ray with each worker count; ``method`` is the kNN search (``flat``: exact, so kNN
+    lists and labels must be identical; ``ivf``/``hnsw``: per-shard indexes, compared by recall@K on a
+    2,000-row sample, as the issue asks of approximate search)."""
     from clusterg._validate import check_features
     from clusterg.data.synth import synth_ms1m
     x = check_features(synth_ms1m(n, dim=128, seed=0)[0], normalize=True)
-    base = single_node(x)
+    base = single_node(x, method)
+    if method != "flat":
+        base["recall_at_k"] = _recall(x, base["_nbrs"])
+    print(json.dumps({k: v for k, v in base.items() if not k.startswith("_")}), flush=True)
     runs = []
     for w in workers:
-        r = run_workers(x, w)
+        r = run_workers(x, w, method)
+        if method != "flat":
+            r["recall_at_k"] = _recall(x, r["_nbrs"])
         r["knn_identical"] = bool(np.array_equal(r.pop("_nbrs"), base["_nbrs"]))
         r["labels_identical"] = bool(np.array_equal(r.pop("_labels"), base["_labels"]))
         r["gcn_v_max_abs_diff"] = float(np.abs(r.pop("_conf") - base["_conf"]).max())
         runs.append(r)
+        print(json.dumps(r), flush=True)
     for key in ("_labels", "_nbrs", "_conf"):
         base.pop(key)
-    res = {"n": n, "dim": 128, "k": K, "data": "synth_ms1m(n, dim=128, seed=0)", "single_node": base, "ray": runs}
-    if any(r["workers"] == 1 for r in runs):
+    res = {"n": n, "dim": 128, "k": K, "knn_method": method, "data": "synth_ms1m(n, dim=128, seed=0)",
+           "single_node": base, "ray": runs}
+    if method == "flat" and any(r["workers"] == 1 for r in runs):
         res["plan_1e8x256"] = plan(res)
     return res
 
@@ -244,7 +268,24 @@ def _table(header, rows) -> list[str]:
     return out + [""]
 
 
-def render(dist: dict, eq: dict | None, eq_auto: dict | None = None) -> str:
+def render_large(big: dict) -> list[str]:
+    """The 584K table of docs/scale-out.rst (approximate kNN per shard; recall@K on a sample)."""
+    sn = big["single_node"]
+    lines = [f"At N = {big['n']:,} (MS1M part1's size; ``{big['data']}``, k = {big['k']}, kNN method "
+             f"``{big['knn_method']}``, one IVF index per shard), by ``{big['command']}``:", ""]
+    rows = [["single node", f"{sn['knn_s']:.1f} (total)", f"{sn['recall_at_k']:.4f}", f"{sn['gcn_v_s']:.1f}",
+             f"{sn['linkage_s']:.2f}", "", ""]]
+    for r in big["ray"]:
+        rows.append([f"Ray, {r['workers']} worker{'s' if r['workers'] > 1 else ''}",
+                     f"{r['knn_put_s']:.2f} / {r['knn_index_s']:.1f} / {r['knn_search_s']:.1f}",
+                     f"{r['recall_at_k']:.4f}", f"{r['gcn_v_s']:.1f}", f"{r['linkage_s']:.2f}",
+                     f"{r['object_store_bytes'] / 1e6:.0f} MB", f"{r['max_actor_rss_bytes'] / 1e6:.0f} MB"])
+    lines += _table(["run", "kNN put / index / search (s)", "recall@%d (2,000 rows)" % big["k"], "GCN-V (s)",
+                     "linkage (s)", "object store", "largest actor RSS"], rows)
+    return lines
+
+
+def render(dist: dict, eq: dict | None, eq_auto: dict | None = None, big: dict | None = None) -> str:
     """The measured and planned tables of docs/scale-out.rst, from the two results files."""
     sn = dist["single_node"]
     lines = [f".. written by `python benchmarks/bench_distributed.py --render docs/benchmarks/distributed.rst.inc` "
@@ -266,6 +307,8 @@ def render(dist: dict, eq: dict | None, eq_auto: dict | None = None) -> str:
     lines += [f"The object store held {one['object_store_bytes'] / 1e6:.2f} MB of features in every run. One worker "
               f"(one core) searched {one['pairs_per_s_per_worker']:.2g} query-index pairs a second at 128-d and ran "
               f"GCN-V on {one['gcn_v_nodes_per_s_per_worker']:.2g} nodes a second: the rates the plan scales.", ""]
+    if big:
+        lines += render_large(big)
     p = dist.get("plan_1e8x256")
     if p:
         lines += [f"Plan for N = {p['n']:.0e}, D = {p['dim']}, k = {p['k']}: {p['cores_per_machine']} cores a machine, "
@@ -324,6 +367,8 @@ def main(argv=None) -> int:
     ap.add_argument("--render", metavar="RST", help="write the tables of docs/scale-out.rst from the results files")
     ap.add_argument("--n", type=int, default=N, help=f"faces (default $CLUSTERG_BENCH_DIST_N or {N})")
     ap.add_argument("--workers", default="1,2,4")
+    ap.add_argument("--knn-method", default="flat", choices=("flat", "ivf", "hnsw"),
+                    help="kNN search (flat: exact, labels compared; ivf/hnsw: recall@K compared)")
     ap.add_argument("--equality", type=int, default=None, metavar="N", help="check labels at N faces instead")
     ap.add_argument("--equality-auto", type=int, default=None, metavar="N",
                     help="check the default pipeline's labels at N faces instead")
@@ -331,10 +376,14 @@ def main(argv=None) -> int:
     if args.render:
         eq_file = RESULTS / "distributed_equality_200k.json"
         auto_file = RESULTS / "distributed_auto_200k.json"
+        big_file = RESULTS / "distributed_584k.json"
         text = render(json.loads((RESULTS / "distributed.json").read_text()),
                       json.loads(eq_file.read_text()) if eq_file.is_file() else None,
-                      json.loads(auto_file.read_text()) if auto_file.is_file() else None)
-        Path(args.render).write_text(text)
+                      json.loads(auto_file.read_text()) if auto_file.is_file() else None,
+                      json.loads(big_file.read_text()) if big_file.is_file() else None)
+        from clusterg._atomic import atomic_open
+        with atomic_open(args.render, "w") as fh:
+            fh.write(text)
         return 0
     if not args.output:
         ap.error("-o/--output is required")
@@ -345,7 +394,7 @@ def main(argv=None) -> int:
     elif args.equality:
         res = equality(args.equality)
     else:
-        res = bench(args.n, tuple(int(w) for w in args.workers.split(",")))
+        res = bench(args.n, tuple(int(w) for w in args.workers.split(",")), args.knn_method)
     res["command"] = "python benchmarks/bench_distributed.py " + " ".join(argv if argv is not None else sys.argv[1:])
     res["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     try:

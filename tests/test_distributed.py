@@ -189,12 +189,20 @@ def test_scale_out_tables_are_rendered_from_the_results_files():
     res = REPO / "docs" / "benchmarks"
     eq = res / "distributed_equality_200k.json"
     auto = res / "distributed_auto_200k.json"
+    big = res / "distributed_584k.json"
     text = bench_distributed.render(json.loads((res / "distributed.json").read_text()),
                                     json.loads(eq.read_text()) if eq.is_file() else None,
-                                    json.loads(auto.read_text()) if auto.is_file() else None)
+                                    json.loads(auto.read_text()) if auto.is_file() else None,
+                                    json.loads(big.read_text()) if big.is_file() else None)
     assert (res / "distributed.rst.inc").read_text() == text, \
         "run: python benchmarks/bench_distributed.py --render docs/benchmarks/distributed.rst.inc"
     assert ".. include:: benchmarks/distributed.rst.inc" in (REPO / "docs" / "scale-out.rst").read_text()
+    if big.is_file():  # MS1M part1's size with IVF per shard: every worker count ran, recall held
+        b = json.loads(big.read_text())
+        assert b["n"] == 584_000 and sorted(r["workers"] for r in b["ray"]) == [1, 2, 4]
+        assert all(r["recall_at_k"] >= b["single_node"]["recall_at_k"] - 0.01 for r in b["ray"])
+        one = next(r for r in b["ray"] if r["workers"] == 1)
+        assert one["knn_identical"] and one["labels_identical"]  # one shard: the single node's own index
     if auto.is_file():  # the default pipeline at 200K: identical labels with 1, 2 and 4 shards
         a = json.loads(auto.read_text())
         assert a["n"] == 200_000 and all(a["shards"][s]["identical"] for s in ("1", "2", "4"))

@@ -213,3 +213,33 @@ def test_shipped_gcn_v_beats_knn_cc_on_dev(shared_set):
     # thresholds of the baseline chosen per metric on dev itself; ours come from the checkpoint
     assert e["pairwise_fscore"] > best_fp + 0.05
     assert e["bcubed_fscore"] > best_fb
+
+
+def test_default_cut_agrees_with_infomap_and_checkpoint_cut_is_reachable(caplog, monkeypatch):
+    """The default tau is chosen by agreement with the Infomap reference (logged); ``"checkpoint"`` keeps
+    the packaged tau; above SELECT_MAX_N points the checkpoint's tau is used; bad strings fail clearly."""
+    import logging
+
+    from clusterg.cluster import GCNVClusterer, GCNVEClusterer
+    from clusterg.cluster._threshold import infomap_reference
+    from clusterg.data.synth import synth_ms1m
+    from clusterg.linkage import threshold_search
+    from clusterg.linkage.threshold_search import pairwise_agreement
+    from clusterg.linkage.tree_deduction import parents_to_labels
+    x, _ = synth_ms1m(1500, dim=128, n_ids=60, seed=11)  # identities of ~25 faces: the packaged tau splits them
+    ck = GCNVClusterer(threshold="checkpoint").fit(x)
+    with caplog.at_level(logging.INFO, logger="clusterg"):
+        est = GCNVClusterer().fit(x)
+    assert "gcn-v: threshold" in caplog.text and "chosen by agreement" in caplog.text
+    assert np.array_equal(est.parent_all_, ck.parent_all_) and est.threshold_ != ck.threshold_
+    assert np.array_equal(est.labels_, parents_to_labels(est.parent_all_, est.psim_all_, est.threshold_))
+    xn = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    nb, s = knn_search(xn, 20, normalize=False, quiet=True)
+    ref = infomap_reference(xn, nb, s)
+    assert pairwise_agreement(ref, est.labels_) > pairwise_agreement(ref, ck.labels_)
+    ve = GCNVEClusterer(threshold="checkpoint").fit(x)
+    assert ve.threshold_ == pytest.approx(ve._config_e["tau"])
+    monkeypatch.setattr(threshold_search, "SELECT_MAX_N", 1000)
+    assert GCNVClusterer().fit(x).threshold_ == ck.threshold_
+    with pytest.raises(ClustergError, match="'auto' or 'checkpoint'"):
+        GCNVClusterer(threshold="ckpt").fit(x)

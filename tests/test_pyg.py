@@ -91,7 +91,7 @@ def test_gcn_v_from_pretrained_reproduces_the_clusterer_on_celeba6k(shared_set):
     from clusterg.cluster import GCNVClusterer
     from clusterg.linkage.tree_deduction import nearest_higher, parents_to_labels
     x = _raw(shared_set)
-    est = GCNVClusterer().fit(x)
+    est = GCNVClusterer(threshold="checkpoint").fit(x)  # the checkpoint tau: the PyG path has no cut search
     model = GCNV.from_pretrained()
     data = model.graph_transform()(Data(x=torch.from_numpy(x)))
     with torch.no_grad():
@@ -108,7 +108,7 @@ def test_gcn_e_from_pretrained_reproduces_the_clusterer_on_celeba6k(shared_set):
     from clusterg.linkage.tree_deduction import parents_to_labels
     from clusterg.models.gcn_e import candidate_knn, edge_features, gcn_e_parents
     x = _raw(shared_set)
-    est = GCNVEClusterer().fit(x)
+    est = GCNVEClusterer(threshold="checkpoint").fit(x)
     v, e = GCNE.from_pretrained(with_gcn_v=True)
     cfg = e.config
     data = v.graph_transform()(Data(x=torch.from_numpy(x)))

@@ -96,6 +96,40 @@ def test_constants_match_their_fit():
     assert not any(name in fit["tune_sets"] for name in ("orl", "yale", "umist", "pins14", "celeba6k", "celeba-dev"))
 
 
+def test_infomap_k_search_matches_its_fit():
+    """SEARCH_K and SEARCH_K_TOL are what benchmarks/fit_infomap_k.py chose on the same tune sets."""
+    from clusterg.cluster.infomap import SEARCH_K, SEARCH_K_TOL
+    fit = json.loads((REPO / "docs" / "benchmarks" / "infomap_k.json").read_text())
+    assert list(SEARCH_K) == fit["search_k"] and SEARCH_K_TOL == fit["eps"]
+    assert not any(name in fit["sets"] for name in ("orl", "yale", "umist", "pins14", "celeba6k", "celeba-dev"))
+    # the search must beat the fixed k=20 it replaced on the tune sets
+    chosen = ",".join(map(str, SEARCH_K))
+    assert fit["mean_regret"][chosen][str(SEARCH_K_TOL)] < fit["mean_regret"]["20"][str(SEARCH_K_TOL)]
+
+
+def test_infomap_k_search_picks_the_highest_peak(caplog):
+    """k is chosen with the cut: the k of SEARCH_K whose silhouette peak is highest, logged; small
+    identities (synthetic, median 5) take fewer than 20 neighbours."""
+    import logging
+
+    from clusterg.cluster import InfomapClusterer
+    from clusterg.cluster.infomap import SEARCH_K, SEARCH_K_TOL
+    from clusterg.data.synth import synth_ms1m
+    from clusterg.linkage.threshold_search import threshold_grid
+    x, y = synth_ms1m(1200, dim=128, n_ids=240, seed=5)
+    nb, s = knn_search(x, 80, quiet=True)
+    with caplog.at_level(logging.INFO, logger="clusterg"):
+        est = InfomapClusterer().fit(x, knn=(nb, s))
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    peaks = {}
+    for k in SEARCH_K:
+        peaks[k] = select_threshold(SilhouetteScorer(xn), lambda t, k=k: InfomapClusterer(k=k, threshold=t).fit(
+            xn, knn=(nb, s)).labels_, threshold_grid(s)).peak
+    top = max(peaks.values())
+    assert est.k_ == max(k for k in SEARCH_K if peaks[k] >= top - SEARCH_K_TOL * abs(top)) and est.k_ < 20, peaks
+    assert f"k={est.k_} neighbours (silhouette peak" in caplog.text
+
+
 def test_default_cut_is_deterministic_and_logged(caplog):
     import logging
 

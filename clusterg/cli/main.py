@@ -96,13 +96,13 @@ def _metrics_line(m: dict) -> str:
 
 
 def _threshold_arg(text: str):
-    """``--threshold``: a number or ``auto``."""
-    if text.strip().lower() == "auto":
-        return "auto"
+    """``--threshold``: a number, ``auto`` or (gcn-v, gcn-ve) ``checkpoint``."""
+    if text.strip().lower() in ("auto", "checkpoint"):
+        return text.strip().lower()
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, 'auto' or 'checkpoint', got {text!r}") from None
 
 
 def _engine_params(args) -> dict:
@@ -222,7 +222,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         f"Ada-NETS where packaged weights fit the features, else Infomap; every choice label-free)")
     p.add_argument("--k", type=int, default=None, help="neighbours per point, self included (method default)")
     p.add_argument("--threshold", type=_threshold_arg, default=None,
-                   help="similarity threshold, or 'auto' (default: chosen from the data without labels)")
+                   help="similarity threshold, or 'auto' (default: chosen from the data without labels); "
+                        "gcn-v and gcn-ve also take 'checkpoint' (the packaged model's own cut)")
     p.add_argument("--n-clusters", type=int, default=None, help="clusters, for kmeans")
     p.add_argument("--linkage", default=None,
                    help="final linkage: ada-nets cc | infomap (default: the checkpoint's choice); "

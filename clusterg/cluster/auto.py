@@ -85,7 +85,7 @@ class AutoClusterer(BaseClusterer):
         from ..linkage.rejoin import REJOIN_MIN_SIZE, rejoin_by_reference
         from ..linkage.threshold_search import SilhouetteScorer
         from ._common import features_and_knn
-        from .infomap import InfomapClusterer
+        from .infomap import AUTO_K, InfomapClusterer
         n = len(ada.labels_)
         if not 20 <= n <= SELECT_MAX_N:
             return ada, "ada-nets", ada.labels_
@@ -96,7 +96,9 @@ class AutoClusterer(BaseClusterer):
             x, nb, sm = features_and_knn(X, int(np.shape(knn[0])[1]), knn)
         if geometry_weight(*similarity_scale(x, sm, seed=self.seed)) >= 0.5:
             return ada, "ada-nets", ada.labels_
-        im = InfomapClusterer(seed=self.seed).fit(x, knn=(nb, sm))
+        # k=20, the graph AUTO_MARGIN and REJOIN_MIN_SIZE were fitted with (a smaller k's finer clusterings
+        # score higher silhouettes on small identities, which the margin does not account for)
+        im = InfomapClusterer(k=min(AUTO_K["compact"], int(np.shape(nb)[1])), seed=self.seed).fit(x, knn=(nb, sm))
         # Ada-NETS may split an identity of hundreds of faces into large pieces that Infomap keeps whole
         labels, joins = rejoin_by_reference(ada.labels_, im.labels_, REJOIN_MIN_SIZE)
         self.rejoined_ = joins

@@ -23,6 +23,7 @@ from .._validate import ClustergError, check_threshold
 from ..linkage.tree_deduction import nearest_higher, parents_to_labels
 from ..models.checkpoint import packaged_weights
 from ._common import features_and_knn, ray_engine
+from ._threshold import is_auto, parent_cut_by_agreement
 from .base import BaseClusterer
 
 __all__ = ["GCNVClusterer", "GCNVEClusterer", "PACKAGED_GCN_V", "PACKAGED_GCN_E"]
@@ -52,13 +53,37 @@ def _trivial(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64)
 
 
+def _final_cut(threshold, checkpoint_tau: float, x, nbrs, sims, parent, psim, method: str, seed: int) -> float:
+    """The final tree-deduction cut: a number as given; ``"checkpoint"`` the checkpoint's tau;
+    None/``"auto"`` chosen by agreement with Infomap where that applies (compact, 20 to 20,000
+    points), else the checkpoint's tau."""
+    if isinstance(threshold, str) and threshold.strip().lower() == "checkpoint":
+        return check_threshold(checkpoint_tau, "threshold")
+    if not is_auto(threshold):
+        if isinstance(threshold, str):
+            try:
+                threshold = float(threshold)
+            except ValueError:
+                raise ClustergError(f"threshold: expected a number, 'auto' or 'checkpoint', got {threshold!r}") from None
+        return check_threshold(threshold, "threshold")
+    cut = parent_cut_by_agreement(x, nbrs, sims, parent, psim, method, seed)
+    if cut is None:
+        log.info("%s: threshold %.4f (the checkpoint's)", method, checkpoint_tau)
+        return check_threshold(checkpoint_tau, "threshold")
+    return cut
+
+
 class GCNVClusterer(BaseClusterer):
     """GCN-V confidences + tree deduction.
 
     Args:
         k: kNN size for GCN-V, self included (default: the checkpoint's; clamped to N).
-        threshold: similarity a parent link must exceed (the paper's tau; default: the
-            checkpoint's value chosen on held-aside identities).
+        threshold: similarity a parent link must exceed (the paper's tau). None/``"auto"``
+            (default): on compact embeddings of 20 to 20,000 points the cut whose clusters agree
+            best with the silhouette-cut Infomap clustering of the same kNN graph
+            (:func:`clusterg.cluster._threshold.parent_cut_by_agreement`), elsewhere the
+            checkpoint's value chosen on held-aside identities; ``"checkpoint"``: always the
+            checkpoint's value (the first release's default).
         tau_0: cut of the first pass on the input kNN when ``passes=2`` (default: checkpoint).
         passes: 1 links on the input kNN; 2 rebuilds the kNN on GCN-V features first, as the
             paper does (default: whichever won on the checkpoint's validation identities).
@@ -156,11 +181,9 @@ class GCNVClusterer(BaseClusterer):
         if passes == 2:
             n2, s2 = knn2(gcn_features(hidden), nbrs.shape[1])
             parent, psim = higher(n2, s2)
-            tau = check_threshold(config["tau"] if self.threshold is None else self.threshold, "threshold")
-            self.labels_ = link(parent, psim, tau)
-        else:
-            tau = check_threshold(tau_0 if self.threshold is None else self.threshold, "threshold")
-            self.labels_ = link(parent, psim, tau)
+        tau = _final_cut(self.threshold, config["tau"] if passes == 2 else tau_0, x, nbrs, sims, parent, psim,
+                         "gcn-v", self.seed)
+        self.labels_ = link(parent, psim, tau)
         self.confidence_ = conf.astype(np.float32)
         self.parent_ = np.where(psim > tau, parent, -1).astype(np.int64)
         self.parent_all_, self.psim_all_, self.threshold_ = parent, psim, float(tau)
@@ -173,7 +196,8 @@ class GCNVEClusterer(GCNVClusterer):
     Args:
         k: kNN size for GCN-V (default: checkpoint's).
         k_e: kNN size of GCN-E's candidate sets (default: checkpoint's; paper 160).
-        threshold: similarity a parent link must exceed (tau; default: checkpoint's).
+        threshold: similarity a parent link must exceed (tau): None/``"auto"`` (default), a number
+            or ``"checkpoint"``, as :class:`GCNVClusterer`.
         ignore_ratio: fraction of lowest-confidence nodes that skip GCN-E and link to their
             nearest higher-confidence neighbour (the paper's 1 - rho; default: checkpoint's).
         rule: ``"argmax"`` (the paper: link to the candidate GCN-E scores highest),
@@ -238,7 +262,6 @@ class GCNVEClusterer(GCNVClusterer):
         cfg = self._config_e
         ratio = check_threshold(cfg["ignore_ratio"] if self.ignore_ratio is None else self.ignore_ratio,
                                 "ignore_ratio", 0.0, 1.0)
-        tau = check_threshold(cfg["tau"] if self.threshold is None else self.threshold, "threshold")
         k_e = cfg["k"] if self.k_e is None else self.k_e
         if isinstance(k_e, bool) or not isinstance(k_e, (int, np.integer)) or k_e < 2:
             raise ClustergError(f"k_e must be an integer >= 2, got {k_e!r}")
@@ -257,6 +280,7 @@ class GCNVEClusterer(GCNVClusterer):
             extra[name] = check_threshold(cfg.get(name, default) if val is None else val, name, 0.0, 1.0)
         parent, psim = gcn_e_parents(self._gcn_e, feat, en, es, conf, ratio, rule=rule, alpha=alpha,
                                      batch_graphs=int(self.batch_graphs), **extra)
+        tau = _final_cut(self.threshold, cfg["tau"], x, nbrs, sims, parent, psim, "gcn-ve", self.seed)
         self.labels_ = parents_to_labels(parent, psim, tau)
         self.confidence_ = conf.astype(np.float32)
         self.parent_ = np.where(psim > tau, parent, -1).astype(np.int64)

@@ -20,6 +20,12 @@ RULE_K = 80
 logger = logging.getLogger("clusterg.cluster.infomap")
 #: ``k="auto"``: neighbours per point for compact (dlib-like) and for spread (text, ArcFace) geometry
 AUTO_K = {"compact": 20, "spread": 80}
+#: ``k="auto"`` with the silhouette cut search (compact embeddings, 20 to 20,000 points): the k values
+#: searched; the one whose silhouette peak is highest is kept, ties to the larger k. Chosen on training
+#: identities and synthetic sets (``benchmarks/fit_infomap_k.py``, ``docs/benchmarks/infomap_k.json``)
+SEARCH_K = (5, 10, 20)
+#: relative tolerance below the highest silhouette peak within which the larger k is kept (same fit)
+SEARCH_K_TOL = 0.0
 
 
 def infomap_labels(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, seed: int = 0,
@@ -57,7 +63,11 @@ class InfomapClusterer(BaseClusterer):
         k: neighbours per point including itself, or ``"auto"`` (default): 20 for compact
             embeddings (dlib faces, similarity gap below 0.35), 80 for spread ones (text, ArcFace),
             read off the same label-free similarity scale as the threshold
-            (:func:`clusterg.linkage.auto_threshold.geometry_weight`); ``k_`` holds the value used.
+            (:func:`clusterg.linkage.auto_threshold.geometry_weight`). Where the cut is chosen by
+            silhouette (compact, 20 to 20,000 points, ``threshold="auto"``), k is chosen with it:
+            the cut search runs for each k of :data:`SEARCH_K` and the largest k whose silhouette
+            peak is within :data:`SEARCH_K_TOL` (relative) of the highest is kept. ``k_`` holds the
+            value used.
         threshold: keep edges with similarity above it, or ``"auto"`` (default): chosen from the
             data, on compact embeddings of up to 20,000 points by the silhouette of the clusterings
             over a grid of cuts (:func:`clusterg.linkage.threshold_search.select_threshold`), else by
@@ -101,17 +111,42 @@ class InfomapClusterer(BaseClusterer):
             k = min(AUTO_K["spread" if w >= 0.5 else "compact"], sims.shape[1])
             logger.info("infomap: k=%d neighbours (%s embeddings)", k, "spread" if w >= 0.5 else "compact")
         k = min(k, nbrs.shape[1])  # tiny inputs: the search clamped k to N
-        self.k_ = k
         n = len(x)
-        rows = np.repeat(np.arange(n), k)
-        cols, w = nbrs[:, :k].ravel(), sims[:, :k].ravel()
-        edge = cols != rows
 
-        def labels_at(t: float) -> np.ndarray:
-            keep = edge & (w > t)
-            return infomap_labels(n, rows[keep], cols[keep], w[keep], seed=self.seed, trials=self.trials)
+        def labels_fn(k: int):
+            rows = np.repeat(np.arange(n), k)
+            cols, w = nbrs[:, :k].ravel(), sims[:, :k].ravel()
+            edge = cols != rows
 
-        t = self.threshold_ = resolve_threshold(self.threshold, x, sims, "infomap", "infomap", self.seed,
-                                                labels_at=labels_at)
+            def labels_at(t: float) -> np.ndarray:
+                keep = edge & (w > t)
+                return infomap_labels(n, rows[keep], cols[keep], w[keep], seed=self.seed, trials=self.trials)
+            return labels_at
+
+        labels_at = labels_fn(k)
+        t, found = resolve_threshold(self.threshold, x, sims, "infomap", "infomap", self.seed, labels_at=labels_at,
+                                     with_choice=True)
+        if auto_k and found is not None and k == AUTO_K["compact"]:
+            # the cut was chosen by silhouette: the neighbourhood size is chosen the same way, so that
+            # libraries of few faces per person are not over-linked by 20 neighbours
+            from ..linkage.threshold_search import SilhouetteScorer
+            scorer = SilhouetteScorer(x, seed=self.seed)
+            tried = {k: (found.peak, t, labels_at)}
+            for kk in SEARCH_K:
+                if kk not in tried and kk < nbrs.shape[1]:
+                    fn = labels_fn(kk)
+                    tk, ch = resolve_threshold(self.threshold, x, sims, "infomap", f"infomap (k={kk})", self.seed,
+                                               labels_at=fn, scorer=scorer, with_choice=True)
+                    if ch is not None:
+                        tried[kk] = (ch.peak, tk, fn)
+            top = max(v[0] for v in tried.values())
+            kept = max(kk for kk, v in tried.items() if v[0] >= top - SEARCH_K_TOL * abs(top))
+            if kept != k:
+                logger.info("infomap: k=%d neighbours (silhouette peak %.3f against %.3f at k=%d)", kept,
+                            tried[kept][0], found.peak, k)
+            k = kept
+            _, t, labels_at = tried[k]
+        self.k_ = k
+        self.threshold_ = t
         self.labels_ = labels_at(t)
         return self
