@@ -128,9 +128,12 @@ def run_set(name: str, x: np.ndarray, y: np.ndarray, methods: list[str], old: di
             res["best"] = best_over(y, lambda t: make_clusterer("dbscan", threshold=float(t)).fit_predict(xn, knn=(nb, s)), grid)
         elif m == "hac":
             res["best"] = best_over(y, lambda t: average_linkage_knn(xn, nb[:, :20], float(t), quiet=True), grid)
-        elif m in ("gcn-v", "gcn-ve"):
-            par, psim = est.parent_all_, est.psim_all_
-            res["best"] = best_over(y, lambda t: parents_to_labels(par, psim, t), np.round(np.arange(0.5, 0.995, 0.01), 3))
+        elif m in ("gcn-v", "gcn-ve"):  # re-cut, then the default's rejoin against the same reference
+            from clusterg.cluster.gcn_v import _rejoin
+            par, psim, ref = est.parent_all_, est.psim_all_, est.reference_
+            res["best"] = best_over(y, lambda t: _rejoin(parents_to_labels(par, psim, t), ref, m)[0],
+                                    np.round(np.arange(0.5, 0.995, 0.01), 3))
+            res["rejoined"] = int(est.rejoined_)
         elif m in ("ada-nets", "auto") and getattr(est, "method_", m) == "ada-nets":
             a = est.estimator_ if m == "auto" else est
             from clusterg.models.ada_nets import link

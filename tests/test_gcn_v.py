@@ -222,7 +222,9 @@ def test_default_cut_agrees_with_infomap_and_checkpoint_cut_is_reachable(caplog,
 
     from clusterg.cluster import GCNVClusterer, GCNVEClusterer
     from clusterg.cluster._threshold import infomap_reference
+    from clusterg.cluster.gcn_v import GCN_REJOIN_MIN_SIZE
     from clusterg.data.synth import synth_ms1m
+    from clusterg.linkage.rejoin import rejoin_by_reference
     from clusterg.linkage import threshold_search
     from clusterg.linkage.threshold_search import pairwise_agreement
     from clusterg.linkage.tree_deduction import parents_to_labels
@@ -232,14 +234,39 @@ def test_default_cut_agrees_with_infomap_and_checkpoint_cut_is_reachable(caplog,
         est = GCNVClusterer().fit(x)
     assert "gcn-v: threshold" in caplog.text and "chosen by agreement" in caplog.text
     assert np.array_equal(est.parent_all_, ck.parent_all_) and est.threshold_ != ck.threshold_
-    assert np.array_equal(est.labels_, parents_to_labels(est.parent_all_, est.psim_all_, est.threshold_))
+    cut = parents_to_labels(est.parent_all_, est.psim_all_, est.threshold_)
     xn = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     nb, s = knn_search(xn, 20, normalize=False, quiet=True)
     ref = infomap_reference(xn, nb, s)
-    assert pairwise_agreement(ref, est.labels_) > pairwise_agreement(ref, ck.labels_)
+    assert pairwise_agreement(ref, cut) > pairwise_agreement(ref, ck.labels_)
+    # then the trees the reference holds together are joined
+    assert np.array_equal(est.labels_, rejoin_by_reference(cut, ref, GCN_REJOIN_MIN_SIZE)[0])
+    assert ck.rejoined_ == 0
     ve = GCNVEClusterer(threshold="checkpoint").fit(x)
     assert ve.threshold_ == pytest.approx(ve._config_e["tau"])
     monkeypatch.setattr(threshold_search, "SELECT_MAX_N", 1000)
     assert GCNVClusterer().fit(x).threshold_ == ck.threshold_
     with pytest.raises(ClustergError, match="'auto' or 'checkpoint'"):
         GCNVClusterer(threshold="ckpt").fit(x)
+
+
+def test_rejoin_keeps_large_identities_together_and_matches_its_fit():
+    """GCN-V's trees stop at local confidence peaks: on identities of ~300 faces the default joins the
+    pieces one Infomap module holds (F up by more than 0.1); GCN_REJOIN_MIN_SIZE and the default cut
+    are what benchmarks/fit_parent_cut.py chose on tune sets."""
+    import json
+    from pathlib import Path
+
+    from clusterg.cluster import GCNVClusterer
+    from clusterg.cluster.gcn_v import GCN_REJOIN_MIN_SIZE
+    from clusterg.data.synth import synth_ms1m
+    from clusterg.linkage.tree_deduction import parents_to_labels
+    fit = json.loads((Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "parent_cut.json").read_text())
+    assert fit["rejoin_min_size"] == GCN_REJOIN_MIN_SIZE and fit["default"] == "agreement"
+    assert not any(name in fit["sets"] for name in ("orl", "yale", "umist", "pins14", "celeba6k", "celeba-dev"))
+    x, y = synth_ms1m(3000, dim=128, n_ids=10, seed=21)
+    est = GCNVClusterer().fit(x)
+    before = parents_to_labels(est.parent_all_, est.psim_all_, est.threshold_)
+    assert est.rejoined_ > 0
+    f_after, f_before = evaluate(y, est.labels_)["pairwise_fscore"], evaluate(y, before)["pairwise_fscore"]
+    assert f_after > f_before + 0.1, (f_before, f_after)

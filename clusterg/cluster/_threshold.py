@@ -77,7 +77,7 @@ def infomap_reference(x: np.ndarray, nbrs: np.ndarray, sims: np.ndarray, seed: i
 
 
 def parent_cut_by_agreement(x: np.ndarray, nbrs: np.ndarray, sims: np.ndarray, parent: np.ndarray, psim: np.ndarray,
-                            method: str, seed: int = 0) -> float | None:
+                            method: str, seed: int = 0, with_reference: bool = False):
     """The tree-deduction cut (GCN-V, GCN-V + GCN-E) whose clusters agree best with Infomap's.
 
     On compact embeddings of 20 to :data:`~clusterg.linkage.threshold_search.SELECT_MAX_N` points the
@@ -86,18 +86,19 @@ def parent_cut_by_agreement(x: np.ndarray, nbrs: np.ndarray, sims: np.ndarray, p
     with the silhouette-cut Infomap clustering of the input kNN graph (``nbrs``/``sims``), as
     knn-cc's cut is; the checkpoint's tau was fitted on CelebA identities of at most 30 faces and
     does not follow other identity sizes. Returns None where the search does not apply (the caller
-    keeps the checkpoint's tau). Chosen on tune sets only (``benchmarks/fit_parent_cut.py``).
+    keeps the checkpoint's tau); with ``with_reference``, ``(cut, reference labels)`` or
+    ``(None, None)``. Chosen on tune sets only (``benchmarks/fit_parent_cut.py``).
     """
     from ..linkage.threshold_search import GRID_SIZE, select_by_agreement
     from ..linkage.tree_deduction import parents_to_labels
     choice = auto_threshold(x, sims, rule="infomap", seed=seed)
     linked = psim[(parent >= 0) & np.isfinite(psim)]
     if not _searchable(x, sims, choice) or linked.size < 2:
-        return None
+        return (None, None) if with_reference else None
     lo, hi = np.percentile(linked.astype(np.float64), [1.0, 99.5])
     hi = min(hi, 0.9999)
     grid = np.unique(np.round(np.linspace(min(lo, hi), hi, GRID_SIZE), 4))
     ref = infomap_reference(x, nbrs, sims, seed)
     found = select_by_agreement(ref, lambda t: parents_to_labels(parent, psim, t), grid)
     logger.info("%s: %s", method, found.describe())
-    return found.cut
+    return (found.cut, ref) if with_reference else found.cut

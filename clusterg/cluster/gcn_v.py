@@ -53,24 +53,43 @@ def _trivial(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64)
 
 
-def _final_cut(threshold, checkpoint_tau: float, x, nbrs, sims, parent, psim, method: str, seed: int) -> float:
-    """The final tree-deduction cut: a number as given; ``"checkpoint"`` the checkpoint's tau;
-    None/``"auto"`` chosen by agreement with Infomap where that applies (compact, 20 to 20,000
-    points), else the checkpoint's tau."""
+#: with the default cut, GCN-V / GCN-V + E clusters of at least this size are joined when one module of
+#: the Infomap reference holds the majority of each (:func:`clusterg.linkage.rejoin_by_reference`):
+#: the trees stop at local confidence peaks and split an identity of hundreds of faces into many
+#: pieces. Fitted on tune sets (``benchmarks/fit_parent_cut.py``; None: no rejoin)
+GCN_REJOIN_MIN_SIZE: int | None = 2
+
+
+def _final_cut(threshold, checkpoint_tau: float, x, nbrs, sims, parent, psim, method: str, seed: int):
+    """The final tree-deduction cut and the Infomap reference it was chosen against (or None): a
+    number as given; ``"checkpoint"`` the checkpoint's tau; None/``"auto"`` chosen by agreement with
+    Infomap where that applies (compact, 20 to 20,000 points), else the checkpoint's tau."""
     if isinstance(threshold, str) and threshold.strip().lower() == "checkpoint":
-        return check_threshold(checkpoint_tau, "threshold")
+        return check_threshold(checkpoint_tau, "threshold"), None
     if not is_auto(threshold):
         if isinstance(threshold, str):
             try:
                 threshold = float(threshold)
             except ValueError:
                 raise ClustergError(f"threshold: expected a number, 'auto' or 'checkpoint', got {threshold!r}") from None
-        return check_threshold(threshold, "threshold")
-    cut = parent_cut_by_agreement(x, nbrs, sims, parent, psim, method, seed)
+        return check_threshold(threshold, "threshold"), None
+    cut, ref = parent_cut_by_agreement(x, nbrs, sims, parent, psim, method, seed, with_reference=True)
     if cut is None:
         log.info("%s: threshold %.4f (the checkpoint's)", method, checkpoint_tau)
-        return check_threshold(checkpoint_tau, "threshold")
-    return cut
+        return check_threshold(checkpoint_tau, "threshold"), None
+    return cut, ref
+
+
+def _rejoin(labels: np.ndarray, reference, method: str) -> tuple[np.ndarray, int]:
+    """GCN_REJOIN_MIN_SIZE's rejoin of ``labels`` where the default cut ran (``reference`` not None)."""
+    if reference is None or GCN_REJOIN_MIN_SIZE is None:
+        return labels, 0
+    from ..linkage.rejoin import rejoin_by_reference
+    out, joins = rejoin_by_reference(labels, reference, GCN_REJOIN_MIN_SIZE)
+    if joins:
+        log.info("%s: joined %d tree(s) of >= %d points into the Infomap module holding most of each "
+                 "(%d -> %d clusters)", method, joins, GCN_REJOIN_MIN_SIZE, int(labels.max()) + 1, int(out.max()) + 1)
+    return out, joins
 
 
 class GCNVClusterer(BaseClusterer):
@@ -98,10 +117,14 @@ class GCNVClusterer(BaseClusterer):
         ``labels_`` (N,) int64; ``confidence_`` (N,) float32; ``parent_`` (N,) int64 (-1 for peaks);
         ``parent_all_``/``psim_all_`` (N,) every node's candidate parent and its similarity before the
         ``threshold`` cut (re-cut with :func:`clusterg.linkage.tree_deduction.parents_to_labels`);
-        ``threshold_`` the cut used.
+        ``threshold_`` the cut used; ``rejoined_`` trees joined after the default cut (trees of at
+        least :data:`GCN_REJOIN_MIN_SIZE` points that one module of the Infomap reference holds the
+        majority of: the trees stop at local confidence peaks inside large identities; 0 with a
+        given threshold, where no reference is computed); ``reference_`` that Infomap clustering
+        (None where none was computed).
     """
 
-    def __init__(self, k: int | None = None, threshold: float | None = None, tau_0: float | None = None,
+    def __init__(self, k: int | None = None, threshold: float | str | None = None, tau_0: float | None = None,
                  passes: int | None = None, checkpoint=None, knn_method: str = "auto", device: str = "cpu",
                  seed: int = 0, engine: str = "local", address: str | None = None, shards: int | None = None):
         self.engine = engine
@@ -152,6 +175,7 @@ class GCNVClusterer(BaseClusterer):
         n = len(x)
         if conf is None:
             self.labels_, self.confidence_, self.parent_ = _trivial(n), np.zeros(n, np.float32), -np.ones(n, np.int64)
+            self.rejoined_, self.reference_ = 0, None
             return self
         passes = int(config.get("passes", 2) if self.passes is None else self.passes)
         if passes not in (1, 2):
@@ -181,9 +205,10 @@ class GCNVClusterer(BaseClusterer):
         if passes == 2:
             n2, s2 = knn2(gcn_features(hidden), nbrs.shape[1])
             parent, psim = higher(n2, s2)
-        tau = _final_cut(self.threshold, config["tau"] if passes == 2 else tau_0, x, nbrs, sims, parent, psim,
-                         "gcn-v", self.seed)
-        self.labels_ = link(parent, psim, tau)
+        tau, ref = _final_cut(self.threshold, config["tau"] if passes == 2 else tau_0, x, nbrs, sims, parent, psim,
+                              "gcn-v", self.seed)
+        self.labels_, self.rejoined_ = _rejoin(link(parent, psim, tau), ref, "gcn-v")
+        self.reference_ = ref
         self.confidence_ = conf.astype(np.float32)
         self.parent_ = np.where(psim > tau, parent, -1).astype(np.int64)
         self.parent_all_, self.psim_all_, self.threshold_ = parent, psim, float(tau)
@@ -220,7 +245,7 @@ class GCNVEClusterer(GCNVClusterer):
             equal the single-node ones.
     """
 
-    def __init__(self, k: int | None = None, k_e: int | None = None, threshold: float | None = None,
+    def __init__(self, k: int | None = None, k_e: int | None = None, threshold: float | str | None = None,
                  ignore_ratio: float | None = None, rule: str | None = None, alpha: float | None = None,
                  p_min: float | None = None, p_high: float | None = None, beta: float | None = None,
                  checkpoint=None, batch_graphs: int = 512, knn_method: str = "auto", device: str = "cpu",
@@ -258,6 +283,7 @@ class GCNVEClusterer(GCNVClusterer):
         n = len(x)
         if conf is None:
             self.labels_, self.confidence_, self.parent_ = _trivial(n), np.zeros(n, np.float32), -np.ones(n, np.int64)
+            self.rejoined_, self.reference_ = 0, None
             return self
         cfg = self._config_e
         ratio = check_threshold(cfg["ignore_ratio"] if self.ignore_ratio is None else self.ignore_ratio,
@@ -280,8 +306,9 @@ class GCNVEClusterer(GCNVClusterer):
             extra[name] = check_threshold(cfg.get(name, default) if val is None else val, name, 0.0, 1.0)
         parent, psim = gcn_e_parents(self._gcn_e, feat, en, es, conf, ratio, rule=rule, alpha=alpha,
                                      batch_graphs=int(self.batch_graphs), **extra)
-        tau = _final_cut(self.threshold, cfg["tau"], x, nbrs, sims, parent, psim, "gcn-ve", self.seed)
-        self.labels_ = parents_to_labels(parent, psim, tau)
+        tau, ref = _final_cut(self.threshold, cfg["tau"], x, nbrs, sims, parent, psim, "gcn-ve", self.seed)
+        self.labels_, self.rejoined_ = _rejoin(parents_to_labels(parent, psim, tau), ref, "gcn-ve")
+        self.reference_ = ref
         self.confidence_ = conf.astype(np.float32)
         self.parent_ = np.where(psim > tau, parent, -1).astype(np.int64)
         self.parent_all_, self.psim_all_, self.threshold_ = parent, psim, float(tau)
