@@ -17,10 +17,6 @@ Run (about 5 minutes on 2 cores)::
 """
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -68,16 +64,8 @@ def rule_regret(sets: dict, ks: tuple, eps: float) -> float:
 
 
 def main(argv=None) -> int:
-    from fit_silhouette_tol import robust_pick, tune_sets
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--output", required=True)
-    ap.add_argument("--data", default=os.environ.get("CLUSTERG_DATA", str(REPO.parent / "shared" / "data")))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("clusterg").setLevel(logging.ERROR)
-    from clusterg._atomic import atomic_open
-    from clusterg._progress import set_quiet
-    set_quiet(True)
+    from fit_silhouette_tol import fit_cli, robust_pick, tune_sets, write_fit
+    args = fit_cli(__doc__, argv)
     t0 = time.perf_counter()
     sets = {name: fit_set(x, y) for name, (x, y) in tune_sets(Path(args.data)).items()}
     table = {",".join(map(str, ks)): {str(e): rule_regret(sets, ks, e) for e in EPS} for ks in CANDIDATES}
@@ -87,9 +75,7 @@ def main(argv=None) -> int:
            "seconds": round(time.perf_counter() - t0, 1), "search_k": [int(k) for k in best.split(",")],
            "eps": robust[best][0], "mean_regret": table,
            "robust_regret": {c: {str(e): v for e, v in r[1].items()} for c, r in robust.items()}, "sets": sets}
-    with atomic_open(args.output, "w") as fh:
-        fh.write(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(json.dumps({k: out[k] for k in ("search_k", "eps", "mean_regret")}))
+    write_fit(args.output, out, ("search_k", "eps", "mean_regret"))
     return 0
 
 

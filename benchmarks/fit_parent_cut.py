@@ -25,10 +25,6 @@ Run (about 15 minutes on 2 cores)::
 """
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -74,16 +70,8 @@ def fit_set(x, y) -> dict:
 
 def main(argv=None) -> int:
     from fit_rejoin import tune_sets
-    from fit_silhouette_tol import robust_pick
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--output", required=True)
-    ap.add_argument("--data", default=os.environ.get("CLUSTERG_DATA", str(REPO.parent / "shared" / "data")))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("clusterg").setLevel(logging.ERROR)
-    from clusterg._atomic import atomic_open
-    from clusterg._progress import set_quiet
-    set_quiet(True)
+    from fit_silhouette_tol import fit_cli, robust_pick, write_fit
+    args = fit_cli(__doc__, argv)
     t0 = time.perf_counter()
     sets = {name: fit_set(x, y) for name, (x, y) in tune_sets(Path(args.data)).items()}
     regret = {m: {c: float(np.mean([r[m]["best_F"] - r[m][c]["F"] for r in sets.values()]))
@@ -99,9 +87,7 @@ def main(argv=None) -> int:
            "default": "agreement" if all(r["agreement"] < r["checkpoint"] for r in regret.values()) else "checkpoint",
            "rejoin_mean_regret": rj, "rejoin_robust_regret": {c: robust[order[c]] for c in cands},
            "rejoin_min_size": None if cands[pick] == "none" else int(cands[pick]), "sets": sets}
-    with atomic_open(args.output, "w") as fh:
-        fh.write(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(json.dumps({k: out[k] for k in ("default", "mean_regret", "rejoin_min_size", "rejoin_mean_regret")}))
+    write_fit(args.output, out, ("default", "mean_regret", "rejoin_min_size", "rejoin_mean_regret"))
     return 0
 
 

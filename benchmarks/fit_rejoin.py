@@ -19,10 +19,7 @@ Run (about 5 minutes on 2 cores)::
 """
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -70,16 +67,8 @@ def score_set(x, y) -> dict:
 
 
 def main(argv=None) -> int:
-    from fit_silhouette_tol import margin_regrets, robust_pick
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--output", required=True)
-    ap.add_argument("--data", default=os.environ.get("CLUSTERG_DATA", str(REPO.parent / "shared" / "data")))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("clusterg").setLevel(logging.ERROR)
-    from clusterg._atomic import atomic_open
-    from clusterg._progress import set_quiet
-    set_quiet(True)
+    from fit_silhouette_tol import fit_cli, margin_regrets, robust_pick, write_fit
+    args = fit_cli(__doc__, argv)
     t0 = time.perf_counter()
     per = {}
     for name, (x, y) in tune_sets(Path(args.data)).items():
@@ -102,9 +91,7 @@ def main(argv=None) -> int:
            "auto_margin": margin, "margin_mean_regret": {str(k): v for k, v in margin_regret.items()},
            "margin_robust_regret": {str(k): v for k, v in margin_robust.items()},
            "sets": per}
-    with atomic_open(args.output, "w") as fh:
-        fh.write(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(json.dumps({k: out[k] for k in ("min_size", "min_size_mean_regret", "auto_margin", "margin_mean_regret")}))
+    write_fit(args.output, out, ("min_size", "min_size_mean_regret", "auto_margin", "margin_mean_regret"))
     return 0
 
 

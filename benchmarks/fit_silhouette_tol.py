@@ -153,16 +153,29 @@ def margin_regrets(cases, margins=MARGINS) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fit_cli(doc: str, argv=None) -> argparse.Namespace:
+    """The fit scripts' command line (``-o/--output``, ``--data``), with clusterg's logs and progress quiet."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--data", default=os.environ.get("CLUSTERG_DATA", str(REPO.parent / "shared" / "data")))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("clusterg").setLevel(logging.ERROR)
-    from clusterg._atomic import atomic_open
     from clusterg._progress import set_quiet
     set_quiet(True)
+    return args
+
+
+def write_fit(path: str, out: dict, summary: tuple[str, ...]) -> None:
+    """A fit's results file (atomic, sorted keys), and its chosen values on stdout."""
+    from clusterg._atomic import atomic_open
+    with atomic_open(path, "w") as fh:
+        fh.write(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    print(json.dumps({k: out[k] for k in summary}))
+
+
+def main(argv=None) -> int:
+    args = fit_cli(__doc__, argv)
     sets = tune_sets(Path(args.data))
     t0 = time.perf_counter()
     per = {name: fit_set(x, y) for name, (x, y) in sets.items()}
@@ -182,9 +195,7 @@ def main(argv=None) -> int:
            "auto_margin": margin, "margin_mean_regret": {str(k): v for k, v in auto_regret.items()},
            "margin_robust_regret": {str(k): v for k, v in auto_robust.items()},
            "sets": per}
-    with atomic_open(args.output, "w") as fh:
-        fh.write(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(json.dumps({k: out[k] for k in ("silhouette_tol", "tol_mean_regret", "auto_margin", "margin_mean_regret")}))
+    write_fit(args.output, out, ("silhouette_tol", "tol_mean_regret", "auto_margin", "margin_mean_regret"))
     return 0
 
 

@@ -114,14 +114,18 @@ class GCNVClusterer(BaseClusterer):
         shards: row shards for ``engine="ray"`` (default: the cluster's CPUs).
 
     Attributes:
-        ``labels_`` (N,) int64; ``confidence_`` (N,) float32; ``parent_`` (N,) int64 (-1 for peaks);
-        ``parent_all_``/``psim_all_`` (N,) every node's candidate parent and its similarity before the
-        ``threshold`` cut (re-cut with :func:`clusterg.linkage.tree_deduction.parents_to_labels`);
-        ``threshold_`` the cut used; ``rejoined_`` trees joined after the default cut (trees of at
-        least :data:`GCN_REJOIN_MIN_SIZE` points that one module of the Infomap reference holds the
-        majority of: the trees stop at local confidence peaks inside large identities; 0 with a
-        given threshold, where no reference is computed); ``reference_`` that Infomap clustering
-        (None where none was computed).
+        labels_: (N,) int64 cluster ids.
+        confidence_: (N,) float32 GCN-V confidences.
+        parent_: (N,) int64 parent of each node after the cut, -1 for peaks.
+        parent_all_: (N,) every node's candidate parent before the ``threshold`` cut (re-cut with
+            :func:`clusterg.linkage.tree_deduction.parents_to_labels`).
+        psim_all_: (N,) the similarity of each candidate parent link.
+        threshold_: the cut used.
+        rejoined_: trees joined after the default cut, those of at least
+            :data:`GCN_REJOIN_MIN_SIZE` points whose majority lies in one module of the Infomap
+            reference (the trees stop at local confidence peaks inside large identities); 0 with a
+            given threshold, where no reference is computed.
+        reference_: that Infomap clustering, or None where none was computed.
     """
 
     def __init__(self, k: int | None = None, threshold: float | str | None = None, tau_0: float | None = None,

@@ -7,7 +7,7 @@ import tempfile
 
 import numpy as np
 
-from .._validate import ClustergError, check_k, check_threshold
+from .._validate import ClustergError, check_k
 from ..linkage import relabel
 from ._common import features_and_knn
 from ._threshold import is_auto, resolve_threshold
