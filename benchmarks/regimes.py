@@ -118,6 +118,9 @@ def run_set(name: str, x: np.ndarray, y: np.ndarray, methods: list[str], old: di
         if m == "auto":
             res["ran"] = est.method_
             res["rejoined"] = int(est.rejoined_)  # Ada-NETS clusters joined by clusterg.linkage.rejoin
+            if est.domain_ is not None:  # the packaged weights' domain test (clusterg.models.domain)
+                res["domain"] = {"statistic": est.domain_.statistic, "threshold": est.domain_.threshold,
+                                 "inside": est.domain_.inside}
         # the same method at its best threshold (labels used: oracle)
         if m == "knn-cc":
             res["best"] = best_over(y, lambda t: connected_components(len(x), *threshold_edges(nb[:, :20], s[:, :20], t)), grid)

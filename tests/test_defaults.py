@@ -150,6 +150,17 @@ def test_default_pipeline_reaches_best_infomap(real, name):
         assert f > best and f >= 0.892  # beats Infomap's oracle, and today's Ada-NETS default
 
 
+def test_default_pipeline_flags_the_studio_sets(real):
+    """ORL, UMIST and Yale (grey-scale studio scans) lie outside the packaged weights' training distribution:
+    ``auto`` says so (``domain_``) and, with ``domain_fallback=True``, runs Infomap, which beats Ada-NETS there."""
+    x, y, knn = real("umist")
+    est = make_clusterer("auto").fit(x, knn=knn)
+    assert not est.domain_.inside and est.domain_.statistic > est.domain_.threshold
+    fb = make_clusterer("auto", domain_fallback=True).fit(x, knn=knn)
+    assert fb.method_ == "infomap" and not fb.domain_.inside
+    assert _fp(y, fb.labels_) > _fp(y, make_clusterer("ada-nets").fit_predict(x, knn=knn)) + 0.05
+
+
 @pytest.mark.xfail(strict=True, reason="known gap (docs/defaults.rst): on ORL, UMIST and Yale the refined "
                                        "embeddings trail plain Infomap at its oracle threshold by more than 0.01")
 @pytest.mark.parametrize("name", ["orl", "umist", "yale"])

@@ -146,6 +146,7 @@ SCORE_SETTINGS = [
     ("docs/ada_nets.rst", 'on a 0.005 grid'), ("docs/ada_nets.rst", "taken over a 0.005 grid"),
     ("docs/defaults.rst", "0.115"),  # the rule constants of clusterg.linkage.auto_threshold.RULES
     ("docs/defaults.rst", "at most 0.005 lost"),  # benchmarks/train_ada_mixture.py's decision rule
+    ("docs/defaults.rst", "``SEARCH_K_TOL`` = 0.005"),  # the constant; tests/test_threshold_search.py ties it
     ("docs/gcn_ve.rst", "``tau_0=0.9472``"), ("docs/gcn_ve.rst", "``beta=0.015``"),
     ("docs/gcn_ve.rst", "grid step 0.0025"),
     ("docs/reliability.rst", ">= 0.9999"),

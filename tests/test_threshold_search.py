@@ -107,6 +107,17 @@ def test_infomap_k_search_matches_its_fit():
     assert fit["mean_regret"][chosen][str(SEARCH_K_TOL)] < fit["mean_regret"]["20"][str(SEARCH_K_TOL)]
 
 
+def test_infomap_default_keeps_identities_of_hundreds_whole():
+    """A tune set of the k fit (12 identities of 126 to 1,234 faces): the first fit's k=5 search shattered it
+    (pairwise F 0.653, 157 clusters); the k searched now keep it whole."""
+    from clusterg.cluster import InfomapClusterer
+    from clusterg.data.synth import synth_ms1m
+    from clusterg.metrics import pairwise
+    x, y = synth_ms1m(6000, dim=128, n_ids=12, seed=6002)
+    est = InfomapClusterer().fit(x)
+    assert est.k_ >= 10 and pairwise(y, est.labels_)[2] > 0.97, (est.k_, est.labels_.max() + 1)
+
+
 def test_infomap_k_search_picks_the_highest_peak(caplog):
     """k is chosen with the cut: the k of SEARCH_K whose silhouette peak is highest, logged; small
     identities (synthetic, median 5) take fewer than 20 neighbours."""

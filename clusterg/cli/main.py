@@ -141,6 +141,10 @@ def cmd_cluster(args) -> int:
     params = dict(k=args.k, threshold=args.threshold, checkpoint=args.checkpoint, seed=args.seed,
                   knn_method=args.knn_method, n_clusters=args.n_clusters, device=args.device, linkage=args.linkage)
     params.update(dist)
+    if args.domain_fallback is not None:
+        if args.method != "auto":
+            raise ClustergError("--domain-fallback applies to --method auto only")
+        params["domain_fallback"] = args.domain_fallback == "on"
     model = make_clusterer(args.method, **{k: v for k, v in params.items() if v is not None})
     t0 = time.perf_counter()
     labels = model.fit_predict(x, knn=knn)
@@ -149,6 +153,10 @@ def cmd_cluster(args) -> int:
               "seconds": round(elapsed, 3), "output": str(args.output), "params": _used_params(model)}
     if getattr(model, "method_", None):
         result["ran"] = model.method_  # what the auto pipeline chose
+    chk = getattr(model, "domain_", None)
+    if chk is not None:  # the packaged weights' domain test
+        result["domain"] = {"statistic": round(chk.statistic, 4), "threshold": round(chk.threshold, 4),
+                            "inside": chk.inside}
     if gt is not None:
         result.update(evaluate(gt, labels))  # scored before writing: a failure leaves no output
     write_meta(args.output, labels)
@@ -229,6 +237,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="final linkage: ada-nets cc | infomap (default: the checkpoint's choice); "
                         "hac average | single | complete (default average)")
     p.add_argument("--checkpoint", default=None, help="trained weights for learned methods")
+    p.add_argument("--domain-fallback", choices=["on", "off"], default=None,
+                   help="auto: on features unlike the packaged weights' training faces (a warning says so), "
+                        "run Infomap (on) or Ada-NETS all the same (off; default: the fitted choice, "
+                        "docs/defaults.rst)")
     p.add_argument("--knn", default=None, help="precomputed kNN .npz for these features")
     p.add_argument("--knn-method", choices=["auto", "flat", "ivf", "hnsw", "ivf-gemm"], default=None,
                    help="kNN search (default auto: exact up to 200,000 points, ivf-gemm above)")

@@ -116,6 +116,9 @@ class AdaNetsClusterer(BaseClusterer):
         x, nbrs, sims = features_and_knn(X, self.k, knn, self.knn_method, self.device, self.seed, engine=eng)
         n = len(x)
         and_model, gcn, cfg = self._load(x.shape[1])
+        if self.checkpoint is None and not getattr(self, "_domain_checked", False):  # auto checked already
+            from ..models.domain import warn_if_outside
+            warn_if_outside(x, "ada-nets", self.seed)
         if self.graph is not None:
             cfg["graph"] = self.graph
         linkage = cfg.get("linkage", "cc") if self.linkage is None else self.linkage

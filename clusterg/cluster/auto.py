@@ -19,6 +19,11 @@ logger = logging.getLogger("clusterg.cluster.auto")
 #: on training identities and synthetic sets (``benchmarks/fit_silhouette_tol.py``)
 AUTO_MARGIN = 0.15
 
+#: whether features outside the packaged weights' training distribution run Infomap instead of Ada-NETS;
+#: decided on the tune sets by ``benchmarks/fit_domain_gate.py`` (the lower mean regret over the tune
+#: sets the test flags)
+DOMAIN_FALLBACK = False
+
 
 def _has_packaged_ada_nets(dim: int) -> bool:
     from ..models.checkpoint import packaged_weights
@@ -40,6 +45,12 @@ class AutoClusterer(BaseClusterer):
       clustering's silhouette is higher by more than
       :data:`AUTO_MARGIN` (relative). The silhouette does not tell the two apart reliably on the
       tune sets, so the fitted margin is wide and the switch is rare (``docs/defaults.rst``).
+    - Features the packaged weights were not trained for: before Ada-NETS runs on the packaged
+      weights, the features are tested against their training distribution
+      (:class:`~clusterg.models.domain.FeatureDomain`: a whitened distance statistic held to the spread it
+      has on held-aside training identities). A set outside it (grey-scale scans, another embedder
+      of the same dimension, synthetic data) is reported with a warning, and with
+      ``domain_fallback=True`` runs Infomap as below (default :data:`DOMAIN_FALLBACK`, fitted on tune sets).
     - Any other features (other embedders, text, re-ID): :class:`~clusterg.cluster.InfomapClusterer`
       on the cosine kNN graph, k (20 for compact embeddings such as dlib faces, 80 for spread ones
       such as text or ArcFace) and edge cut chosen from the data
@@ -48,20 +59,25 @@ class AutoClusterer(BaseClusterer):
     Args:
         checkpoint: Ada-NETS checkpoint for features the packaged weights do not cover.
         threshold: None/``"auto"`` (default) or a number, passed to the chosen method.
+        domain_fallback: features outside the packaged weights' training distribution run Infomap
+            (default :data:`DOMAIN_FALLBACK`; the test does not apply to a given ``checkpoint``).
         knn_method, device, seed: kNN search backend and seed.
         engine, address, shards: ``engine="ray"`` runs the chosen method's kNN searches on Ray
             (:mod:`clusterg.distributed`; Ada-NETS: both kNN stages; Infomap, single-node by nature, only its kNN).
 
     After ``fit``: ``labels_``, ``method_`` (the method that ran: ``"ada-nets"`` or
     ``"infomap"``), ``estimator_`` (the fitted estimator; its own ``labels_`` are those before the
-    rejoin), ``threshold_``, ``rejoined_`` (Ada-NETS clusters joined by
+    rejoin), ``threshold_``, ``domain_`` (the :class:`~clusterg.models.domain.DomainCheck`, or None where no test
+    ran), ``rejoined_`` (Ada-NETS clusters joined by
     :func:`~clusterg.linkage.rejoin_by_reference`; 0 where it did not run), and, where the two
     were compared, ``silhouettes_`` (``{"ada-nets": s, "infomap": s}``).
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, threshold: float | str | None = None,
                  knn_method: str = "auto", device: str = "cpu", seed: int = 0, engine: str = "local",
-                 address: str | None = None, shards: int | None = None):
+                 address: str | None = None, shards: int | None = None,
+                 domain_fallback: bool = DOMAIN_FALLBACK):
+        self.domain_fallback = domain_fallback
         self.engine = engine
         self.address = address
         self.shards = shards
@@ -77,6 +93,29 @@ class AutoClusterer(BaseClusterer):
                 raise ClustergError(f"checkpoint {self.checkpoint} does not exist")
             return "ada-nets"
         return "ada-nets" if _has_packaged_ada_nets(dim) else "infomap"
+
+    def _in_domain(self, X, dim: int) -> bool:
+        """Whether the packaged weights' training distribution holds ``X`` (True where nothing is known)."""
+        from ..models.domain import packaged_domain
+        self.domain_ = None
+        if self.checkpoint is not None:
+            return True
+        domain = packaged_domain(dim)
+        if domain is None:
+            return True
+        self.domain_ = chk = domain.check(X, seed=self.seed)
+        if chk.inside:
+            logger.info("auto: the features lie inside the packaged weights' training distribution (domain "
+                        "statistic %.3f <= %.3f on %d rows)", chk.statistic, chk.threshold, chk.n)
+        elif self.domain_fallback:
+            logger.info("auto: the features lie outside the packaged weights' training distribution (domain "
+                        "statistic %.3f > %.3f on %d rows): running Infomap instead", chk.statistic, chk.threshold,
+                        chk.n)
+        else:
+            logger.warning("auto: the features lie outside the packaged weights' training distribution (domain "
+                           "statistic %.3f > %.3f on %d rows); running Ada-NETS all the same (domain_fallback=True "
+                           "runs Infomap on such data)", chk.statistic, chk.threshold, chk.n)
+        return chk.inside
 
     def _against_infomap(self, X, ada, knn):
         """Keep Ada-NETS unless silhouette-cut Infomap is clearly more coherent (compact embeddings,
@@ -120,17 +159,25 @@ class AutoClusterer(BaseClusterer):
         from .ada_nets import AdaNetsClusterer
         from .infomap import InfomapClusterer
         dim = int(np.shape(X)[1]) if np.ndim(X) == 2 else -1
+        if not isinstance(self.domain_fallback, (bool, np.bool_)):
+            raise ClustergError(f"domain_fallback must be True or False, got {self.domain_fallback!r}")
         method = self._choose(dim) if dim > 0 else "infomap"
+        self.domain_ = None
+        outside = method == "ada-nets" and not self._in_domain(X, dim) and bool(self.domain_fallback)
+        if outside:
+            method = "infomap"
         dist = dict(engine=self.engine, address=self.address, shards=self.shards)
         if method == "ada-nets":
             est = AdaNetsClusterer(checkpoint=self.checkpoint, threshold=self.threshold, knn_method=self.knn_method,
                                    device=self.device, seed=self.seed, **dist)
+            est._domain_checked = self.domain_ is not None  # reported above: Ada-NETS need not warn again
             why = "a checkpoint was given" if self.checkpoint is not None else \
                 f"packaged Ada-NETS weights exist for {dim}-d features"
         else:
             est = InfomapClusterer(threshold="auto" if self.threshold is None else self.threshold,
                                    knn_method=self.knn_method, device=self.device, seed=self.seed)
-            why = f"no learned weights for {dim}-d features" if dim > 0 else "input to be validated"
+            why = ("the features lie outside the packaged weights' training distribution" if outside else
+                   f"no learned weights for {dim}-d features" if dim > 0 else "input to be validated")
         logger.info("auto: running %s (%s)", method, why)
         if method == "infomap" and knn is None:
             from ._common import ray_engine

@@ -161,6 +161,9 @@ class GCNVClusterer(BaseClusterer):
         x, nbrs, sims = features_and_knn(X, k, knn, self.knn_method, self.device, self.seed, engine=eng)
         if len(x) < 2:
             return x, None, None, nbrs, sims, config
+        if self.checkpoint is None:
+            from ..models.domain import warn_if_outside
+            warn_if_outside(x, "gcn-v" if type(self) is GCNVClusterer else "gcn-ve", self.seed)
         torch.manual_seed(self.seed)
         if eng is not None:
             from ..distributed.gcn_v import ray_gcn_v_confidence

@@ -22,10 +22,11 @@ logger = logging.getLogger("clusterg.cluster.infomap")
 AUTO_K = {"compact": 20, "spread": 80}
 #: ``k="auto"`` with the silhouette cut search (compact embeddings, 20 to 20,000 points): the k values
 #: searched; the one whose silhouette peak is highest is kept, ties to the larger k. Chosen on training
-#: identities and synthetic sets (``benchmarks/fit_infomap_k.py``, ``docs/benchmarks/infomap_k.json``)
-SEARCH_K = (5, 10, 20)
+#: identities and synthetic sets, with identities of hundreds of faces among them (``benchmarks/fit_infomap_k.py``,
+#: ``docs/benchmarks/infomap_k.json``)
+SEARCH_K = (10, 20)
 #: relative tolerance below the highest silhouette peak within which the larger k is kept (same fit)
-SEARCH_K_TOL = 0.0
+SEARCH_K_TOL = 0.005
 
 
 def infomap_labels(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, seed: int = 0,
@@ -124,13 +125,13 @@ class InfomapClusterer(BaseClusterer):
             return labels_at
 
         labels_at = labels_fn(k)
+        from ..linkage.threshold_search import SilhouetteScorer
+        scorer = SilhouetteScorer.lazy(x, seed=self.seed)  # one distance table for every k searched
         t, found = resolve_threshold(self.threshold, x, sims, "infomap", "infomap", self.seed, labels_at=labels_at,
-                                     with_choice=True)
+                                     scorer=scorer, with_choice=True)
         if auto_k and found is not None and k == AUTO_K["compact"]:
             # the cut was chosen by silhouette: the neighbourhood size is chosen the same way, so that
             # libraries of few faces per person are not over-linked by 20 neighbours
-            from ..linkage.threshold_search import SilhouetteScorer
-            scorer = SilhouetteScorer(x, seed=self.seed)
             tried = {k: (found.peak, t, labels_at)}
             for kk in SEARCH_K:
                 if kk not in tried and kk < nbrs.shape[1]:

@@ -85,6 +85,18 @@ class SilhouetteScorer:
         for a in range(0, len(self.idx), 256):
             self.dist[a:a + 256] = 1.0 - xs[self.idx[a:a + 256]] @ xs.T
 
+    @classmethod
+    def lazy(cls, x: np.ndarray, sample: int = SAMPLE, seed: int = 0):
+        """A scorer built on its first call (its distance table is the costly part), for searches that
+        may not run; later calls reuse it."""
+        made: list = []
+
+        def score(labels: np.ndarray) -> float:
+            if not made:
+                made.append(cls(x, sample, seed))
+            return made[0](labels)
+        return score
+
     def __call__(self, labels: np.ndarray) -> float:
         """Mean silhouette of ``labels`` (int ``(N,)``, 0..C-1); -1 when there is a single cluster."""
         lab = np.asarray(labels, dtype=np.int64)
