@@ -70,7 +70,7 @@ def _rows(x: np.ndarray, seed: int) -> np.ndarray:
 
 def domain_statistic(x: np.ndarray, mean: np.ndarray, whiten: np.ndarray, quantile: float,
                      seed: int = 0) -> tuple[float, int]:
-    """The ``quantile`` of the rows' per-dimension squared Mahalanobis distances, and the rows measured.
+    """The ``quantile`` of the rows' squared Mahalanobis distances per direction, and the rows measured.
 
     Args:
         x: (N, D) features (normalised here).
@@ -79,7 +79,13 @@ def domain_statistic(x: np.ndarray, mean: np.ndarray, whiten: np.ndarray, quanti
         quantile: in (0, 1).
         seed: seeds the sample of :data:`MAX_ROWS` rows when N is larger.
     """
-    xr = _rows(check_features(x, normalize=True), seed).astype(np.float64)
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
+        x = x.detach().cpu().numpy()
+    arr = x if isinstance(x, np.ndarray) else check_features(x)
+    if arr.ndim != 2:
+        check_features(arr)  # raises its message
+    # sample first: at millions of rows a validated, normalised copy of everything would cost gigabytes
+    xr = check_features(_rows(arr, seed), normalize=True).astype(np.float64)
     z = (xr - mean) @ whiten
     d2 = np.einsum("ij,ij->i", z, z) / z.shape[1]
     return float(np.quantile(d2, quantile)), len(xr)
@@ -121,9 +127,14 @@ class FeatureDomain:
 
     def statistic(self, x, seed: int = 0) -> tuple[float, int]:
         """The statistic of ``x`` ((N, D) features) and the number of rows it was measured on."""
-        x = check_features(x)
-        if x.shape[1] != self.dim:
-            raise ClustergError(f"feature domain: fitted on {self.dim}-d features, got {x.shape[1]}-d")
+        try:
+            shape = np.shape(x)
+        except ValueError:  # ragged input
+            shape = ()
+        if len(shape) != 2:
+            check_features(x)  # raises its message
+        if shape[1] != self.dim:
+            raise ClustergError(f"feature domain: fitted on {self.dim}-d features, got {shape[1]}-d")
         return domain_statistic(x, self.mean, self.whiten, self.quantile, seed)
 
     def threshold(self, n: int) -> float:
