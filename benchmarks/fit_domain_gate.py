@@ -58,8 +58,6 @@ def null_sets(xh: np.ndarray, yh: np.ndarray, seed: int = 0) -> list[np.ndarray]
 
 
 def main(argv=None) -> int:
-    import argparse
-
     from fit_rejoin import tune_sets
     from fit_silhouette_tol import fit_cli, write_fit
 
@@ -68,10 +66,8 @@ def main(argv=None) -> int:
     from clusterg.metrics import pairwise
     from clusterg.models.domain import FeatureDomain
     from clusterg.train.ada_nets import split_identities
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--domain-out", default=str(REPO / "clusterg" / "weights" / "dlib128_domain.npz"))
-    known, rest = pre.parse_known_args(argv)
-    args = fit_cli(__doc__, rest)
+    args = fit_cli(__doc__, argv, {"--domain-out": dict(default=str(REPO / "clusterg" / "weights" /
+                                                                     "dlib128_domain.npz"))})
     t0 = time.perf_counter()
     tr = MS1MDataset(Path(args.data) / "celeba", "train", dim=128)
     x, y = np.asarray(tr.x, dtype=np.float32), np.asarray(tr.y)
@@ -81,7 +77,7 @@ def main(argv=None) -> int:
     rel = {q: d.spread / d.centre for q, d in fits.items()}
     q = min(QUANTILES, key=lambda k: (rel[k], k))
     domain = fits[q]
-    domain.save(known.domain_out)
+    domain.save(args.domain_out)
     flagged_null = float(np.mean([not domain.check(s).inside for s in nulls]))
     print(json.dumps({"quantile": q, "centre": domain.centre, "spread": domain.spread, "relative": rel,
                       "null_flagged": flagged_null}), flush=True)
@@ -110,7 +106,8 @@ def main(argv=None) -> int:
            "fallback": bool(regret["fallback"] and np.mean(regret["fallback"]) < np.mean(regret["no_fallback"])),
            "max_regret": {m: float(np.max(v)) if v else 0.0 for m, v in regret.items()},
            "sets": per}
-    write_fit(args.output, out, ("quantile", "centre", "spread", "flagged_tune_sets", "mean_regret", "max_regret", "fallback"))
+    write_fit(args.output, out, ("quantile", "centre", "spread", "flagged_tune_sets", "mean_regret", "max_regret",
+                                 "fallback"))
     return 0
 
 

@@ -4,9 +4,9 @@ training identities and synthetic sets only.
 For each tune set (those of ``fit_rejoin.py``: CelebA ``train`` identities the packaged
 weights held aside, ORL-, Yale- and UMIST-shaped subsets of them, synthetic sets of median identity
 size 5, 50 and 500, and 16 synthetic sets with identities of hundreds of faces; a first fit without
-those 16 kept k = 5, which splits such identities: see ``docs/defaults.rst``) and each k in :data:`KS`, the silhouette cut search of
-:func:`clusterg.linkage.threshold_search.select_threshold` runs on the k-NN graph, giving the
-silhouette peak and the F at the chosen cut. A candidate set of k values is scored by the mean
+those 16 kept k = 5, which splits such identities: see ``docs/defaults.rst``) and each k in
+:data:`KS`, the silhouette cut search of :func:`clusterg.linkage.threshold_search.select_threshold`
+runs on the k-NN graph, giving the silhouette peak and the F at the chosen cut. A candidate set of k values is scored by the mean
 regret of the rule "keep the k whose silhouette peak is within a relative ``eps`` of the highest,
 the largest such k" (the best F over every k and cut minus the F kept). The set kept minimises the
 mean regret; ``eps`` is picked robustly (averaged with its neighbours), as the other fits do.
@@ -66,16 +66,12 @@ def rule_regret(sets: dict, ks: tuple, eps: float) -> float:
 
 
 def main(argv=None) -> int:
-    import argparse
     import json
 
     from fit_rejoin import tune_sets
     from fit_silhouette_tol import fit_cli, robust_pick, write_fit
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--reuse", default=None)
-    known, rest = pre.parse_known_args(argv)
-    args = fit_cli(__doc__, rest)
-    old = json.loads(Path(known.reuse).read_text())["sets"] if known.reuse else {}
+    args = fit_cli(__doc__, argv, {"--reuse": dict(default=None)})
+    old = json.loads(Path(args.reuse).read_text())["sets"] if args.reuse else {}
     t0 = time.perf_counter()
     sets = {}
     for name, (x, y) in tune_sets(Path(args.data)).items():
@@ -85,7 +81,7 @@ def main(argv=None) -> int:
     robust = {c: robust_pick({float(e): v for e, v in row.items()}) for c, row in table.items()}
     best = min(robust, key=lambda c: (robust[c][1][robust[c][0]], len(c)))
     out = {"command": "python benchmarks/fit_infomap_k.py -o " + args.output
-           + (f" --reuse {known.reuse}" if known.reuse else ""),
+           + (f" --reuse {args.reuse}" if args.reuse else ""),
            "seconds": round(time.perf_counter() - t0, 1), "search_k": [int(k) for k in best.split(",")],
            "eps": robust[best][0], "mean_regret": table,
            "robust_regret": {c: {str(e): v for e, v in r[1].items()} for c, r in robust.items()}, "sets": sets}

@@ -153,11 +153,14 @@ def margin_regrets(cases, margins=MARGINS) -> dict:
     return out
 
 
-def fit_cli(doc: str, argv=None) -> argparse.Namespace:
-    """The fit scripts' command line (``-o/--output``, ``--data``), with clusterg's logs and progress quiet."""
+def fit_cli(doc: str, argv=None, extra: dict | None = None) -> argparse.Namespace:
+    """The fit scripts' command line (``-o/--output``, ``--data``, and ``extra``: flag -> ``add_argument``
+    keywords), with clusterg's logs and progress quiet."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--data", default=os.environ.get("CLUSTERG_DATA", str(REPO.parent / "shared" / "data")))
+    for flag, kw in (extra or {}).items():
+        ap.add_argument(flag, **kw)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("clusterg").setLevel(logging.ERROR)

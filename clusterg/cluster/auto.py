@@ -48,8 +48,8 @@ class AutoClusterer(BaseClusterer):
     - Features the packaged weights were not trained for: before Ada-NETS runs on the packaged
       weights, the features are tested against their training distribution
       (:class:`~clusterg.models.domain.FeatureDomain`: a whitened distance statistic held to the spread it
-      has on held-aside training identities). A set outside it (grey-scale scans, another embedder
-      of the same dimension, synthetic data) is reported with a warning, and with
+      has on held-aside training identities). A set outside it (the grey-scale ORL, Yale and UMIST
+      scans, synthetic data) is reported with a warning, and with
       ``domain_fallback=True`` runs Infomap as below (default :data:`DOMAIN_FALLBACK`, fitted on tune sets).
     - Any other features (other embedders, text, re-ID): :class:`~clusterg.cluster.InfomapClusterer`
       on the cosine kNN graph, k (20 for compact embeddings such as dlib faces, 80 for spread ones
@@ -97,7 +97,6 @@ class AutoClusterer(BaseClusterer):
     def _in_domain(self, X, dim: int) -> bool:
         """Whether the packaged weights' training distribution holds ``X`` (True where nothing is known)."""
         from ..models.domain import packaged_domain
-        self.domain_ = None
         if self.checkpoint is not None:
             return True
         domain = packaged_domain(dim)

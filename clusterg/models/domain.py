@@ -1,8 +1,8 @@
 """Do these features look like the ones a model was trained on? A label-free check for packaged weights.
 
 Learned weights carry no promise outside the distribution they were trained on: the packaged
-dlib-128 weights learned from CelebA photos, and on the grey-scale ORL, Yale and UMIST scans or
-on synthetic embeddings their refined embeddings trail plain Infomap. :class:`FeatureDomain`
+dlib-128 weights learned from CelebA photos, and on the grey-scale ORL, Yale and UMIST scans their
+refined embeddings trail plain Infomap (``docs/benchmarks/regimes.json``). :class:`FeatureDomain`
 holds what is needed to tell: the training features' mean and whitening (a Gaussian fit), and a
 null distribution of the test statistic measured on random subsets of *held-aside* training
 identities (new people, same source), so the test needs no labels and no training data at run time.
@@ -10,10 +10,10 @@ identities (new people, same source), so the test needs no labels and no trainin
 Statistic. Rows are L2-normalised and whitened, ``z = (x - mean) @ whiten``, in the subspace where the
 training features vary (covariance eigenvalues above :data:`RANK_TOL` of the largest: dlib's
 embeddings span about 80 of their 128 dimensions, and in the rest the variance is float rounding); each
-row's squared Mahalanobis distance per dimension is ``|z|^2 / r`` (about 1 for a training face). The statistic is
+row's squared Mahalanobis distance per direction is ``|z|^2 / r`` (about 1 for a training face). The statistic is
 one quantile (:attr:`FeatureDomain.quantile`) of those values over at most :data:`MAX_ROWS` rows
-(a seeded sample above that). A whole set shifted away from the training photos (other imaging,
-other embedder) moves every row; one odd face does not move a low quantile.
+(a seeded sample above that). A whole set shifted away from the training photos moves every row;
+a few odd faces do not move a low quantile.
 
 Threshold. ``centre + spread / sqrt(n)`` with ``n`` the rows measured: ``centre`` is the null's
 median and ``spread`` the 99th percentile of ``(statistic - centre) * sqrt(n)`` over the null
@@ -34,8 +34,8 @@ import numpy as np
 from .._atomic import atomic_path
 from .._validate import ClustergError, check_features
 
-__all__ = ["FeatureDomain", "DomainCheck", "MAX_ROWS", "PACKAGED_DOMAINS", "packaged_domain", "domain_statistic", "warn_if_outside",
-           "RANK_TOL"]
+__all__ = ["FeatureDomain", "DomainCheck", "MAX_ROWS", "RANK_TOL", "PACKAGED_DOMAINS", "packaged_domain",
+           "domain_statistic", "warn_if_outside"]
 
 logger = logging.getLogger("clusterg.models.domain")
 
@@ -214,8 +214,8 @@ def warn_if_outside(x, who: str, seed: int = 0) -> DomainCheck | None:
         return None
     chk = domain.check(x, seed=seed)
     if not chk.inside:
-        logger.warning("%s: the features lie outside the packaged weights' training distribution (domain statistic "
-                       "%.3f > %.3f on %d rows): its results there carry no promise (AutoClusterer(domain_fallback=True) "
-                       "runs Infomap on such data)",
+        logger.warning("%s: the features lie outside the packaged weights' training distribution (domain "
+                       "statistic %.3f > %.3f on %d rows): its results there carry no promise "
+                       "(AutoClusterer(domain_fallback=True) runs Infomap on such data)",
                        who, chk.statistic, chk.threshold, chk.n)
     return chk
