@@ -12,9 +12,13 @@ The packaged dlib-128 Ada-NETS weights were trained on the CelebA ``train`` iden
    ``spread / centre``), which gives the test the most power against a shift of the whole set;
 4. the test is then scored on the tune sets of ``fit_rejoin.py`` (held-aside CelebA identities and
    their ORL-, Yale- and UMIST-shaped subsets, 19 synthetic sets): which are flagged, and the
-   pairwise F of ``auto`` with and without the test on the flagged ones (mean and largest regret
-   against the better of the two). The rule fixed before the run: the fallback to Infomap becomes the
-   default (``clusterg.cluster.auto.DOMAIN_FALLBACK``) only if its mean regret there is lower.
+   pairwise F of ``auto`` with and without the test on the flagged ones, and the best plain Infomap
+   there (k in {10, 20, 50, 80} and the cut chosen with the labels, as ``regimes.py`` scores it).
+   The rule: the fallback to Infomap becomes the default (``clusterg.cluster.auto.DOMAIN_FALLBACK``)
+   if it leaves fewer flagged tune sets more than :data:`BOUND` below that Infomap (the issue's bound
+   for the synthetic sweep: a default is judged set by set, not on average); on a tie, if its mean
+   regret against the better of the two variants is lower. (The first fit used the tie-break alone,
+   which kept the fallback off; ``mean_rule`` records what it gives.)
 
 No shared dev or test set is read. Run (about 15 minutes on 2 cores)::
 
@@ -39,6 +43,8 @@ QUANTILES = (0.25, 0.5, 0.75)
 N_NULL = 400
 NULL_IDS = (5, 10, 14, 20, 40, 100, 300)
 NULL_PER = (2, 5, 10, 30)
+#: how far below the best plain Infomap a variant may fall on a flagged tune set before it counts as a miss
+BOUND = 0.02
 
 
 def null_sets(xh: np.ndarray, yh: np.ndarray, seed: int = 0) -> list[np.ndarray]:
@@ -59,6 +65,7 @@ def null_sets(xh: np.ndarray, yh: np.ndarray, seed: int = 0) -> list[np.ndarray]
 
 def main(argv=None) -> int:
     from fit_rejoin import tune_sets
+    from regimes import best_infomap
     from fit_silhouette_tol import fit_cli, write_fit
 
     from clusterg.cluster import AutoClusterer
@@ -89,11 +96,19 @@ def main(argv=None) -> int:
         if not chk.inside:  # only here does the test change the result
             r["F_fallback"] = f(ys, AutoClusterer(seed=0, domain_fallback=True).fit(xs).labels_)
             r["F_no_fallback"] = f(ys, AutoClusterer(seed=0, domain_fallback=False).fit(xs).labels_)
+            xn = (xs / np.linalg.norm(xs.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
+            r["best_infomap"] = best_infomap(xn, ys)
         per[name] = r
         print(name, json.dumps(r), flush=True)
     flagged = [r for r in per.values() if not r["inside"]]
     best = [max(r["F_fallback"], r["F_no_fallback"]) for r in flagged]
     regret = {m: [b - r[f"F_{m}"] for b, r in zip(best, flagged)] for m in ("fallback", "no_fallback")}
+    misses = {m: sorted(k for k, r in per.items() if not r["inside"] and r["best_infomap"]["F"] - r[f"F_{m}"] > BOUND)
+              for m in ("fallback", "no_fallback")}
+    mean_rule = bool(regret["fallback"] and np.mean(regret["fallback"]) < np.mean(regret["no_fallback"]))
+    n_miss = {m: len(v) for m, v in misses.items()}
+    fallback = n_miss["fallback"] < n_miss["no_fallback"] or (n_miss["fallback"] == n_miss["no_fallback"]
+                                                               and mean_rule)
     out = {"command": "python benchmarks/fit_domain_gate.py -o " + args.output,
            "seconds": round(time.perf_counter() - t0, 1), "quantile": q, "centre": domain.centre,
            "spread": domain.spread, "relative_spread": {str(k): v for k, v in rel.items()},
@@ -103,11 +118,11 @@ def main(argv=None) -> int:
            "train_faces": int((~held).sum()),
            "flagged_tune_sets": sorted(k for k, r in per.items() if not r["inside"]),
            "mean_regret": {m: float(np.mean(v)) if v else 0.0 for m, v in regret.items()},
-           "fallback": bool(regret["fallback"] and np.mean(regret["fallback"]) < np.mean(regret["no_fallback"])),
+           "bound": BOUND, "misses": misses, "mean_rule": mean_rule, "fallback": bool(fallback),
            "max_regret": {m: float(np.max(v)) if v else 0.0 for m, v in regret.items()},
            "sets": per}
     write_fit(args.output, out, ("quantile", "centre", "spread", "flagged_tune_sets", "mean_regret", "max_regret",
-                                 "fallback"))
+                                 "misses", "mean_rule", "fallback"))
     return 0
 
 

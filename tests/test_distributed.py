@@ -80,7 +80,9 @@ def test_labels_identical_to_single_node(local_ray, sets, name, method):
         lab = est.fit_predict(x)
         assert np.array_equal(lab, ref), f"{method} on {name} with {s} shards differs from the single-node labels"
     if method == "auto":
-        assert est.method_ == "ada-nets"  # 128-d: the Ada-NETS pipeline, its kNN stages on Ray
+        # 128-d faces: the Ada-NETS pipeline, its kNN stages on Ray; synthetic features lie outside the packaged
+        # weights' domain: Infomap, its kNN on Ray
+        assert est.method_ == ("ada-nets" if name == "celeba-dev" else "infomap")
 
 
 @pytest.mark.parametrize("name", ["celeba-dev", "synth-duplicates"])

@@ -238,9 +238,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         "hac average | single | complete (default average)")
     p.add_argument("--checkpoint", default=None, help="trained weights for learned methods")
     p.add_argument("--domain-fallback", choices=["on", "off"], default=None,
-                   help="auto: on features unlike the packaged weights' training faces (a warning says so), "
-                        "run Infomap (on) or Ada-NETS all the same (off; default: the fitted choice, "
-                        "docs/defaults.rst)")
+                   help="auto: on features unlike the packaged weights' training faces, run Infomap (on; "
+                        "the default, fitted on tune sets: docs/defaults.rst) or Ada-NETS all the same with a "
+                        "warning (off)")
     p.add_argument("--knn", default=None, help="precomputed kNN .npz for these features")
     p.add_argument("--knn-method", choices=["auto", "flat", "ivf", "hnsw", "ivf-gemm"], default=None,
                    help="kNN search (default auto: exact up to 200,000 points, ivf-gemm above)")

@@ -22,6 +22,7 @@ subsets, so about 1 % of in-distribution sets of any size are flagged.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -199,11 +200,22 @@ class FeatureDomain:
 
 
 def packaged_domain(dim: int) -> FeatureDomain | None:
-    """The domain shipped with the packaged weights for ``dim``-d features (``None`` if there is none)."""
+    """The domain shipped with the packaged weights for ``dim``-d features (``None`` if there is none);
+    read once per process (its arrays are read-only)."""
+    return _packaged_domain(int(dim))
+
+
+@functools.lru_cache(maxsize=None)
+def _packaged_domain(dim: int) -> FeatureDomain | None:
     from .checkpoint import packaged_weights
-    name = PACKAGED_DOMAINS.get(int(dim))
+    name = PACKAGED_DOMAINS.get(dim)
     path = packaged_weights(name) if name else None
-    return FeatureDomain.load(path) if path is not None else None
+    if path is None:
+        return None
+    domain = FeatureDomain.load(path)
+    for a in (domain.mean, domain.whiten):
+        a.setflags(write=False)  # shared by every caller: nobody may change it in place
+    return domain
 
 
 def warn_if_outside(x, who: str, seed: int = 0) -> DomainCheck | None:
@@ -216,6 +228,6 @@ def warn_if_outside(x, who: str, seed: int = 0) -> DomainCheck | None:
     if not chk.inside:
         logger.warning("%s: the features lie outside the packaged weights' training distribution (domain "
                        "statistic %.3f > %.3f on %d rows): its results there carry no promise "
-                       "(AutoClusterer(domain_fallback=True) runs Infomap on such data)",
+                       "(the default pipeline, auto, runs Infomap on such data)",
                        who, chk.statistic, chk.threshold, chk.n)
     return chk
