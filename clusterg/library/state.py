@@ -27,8 +27,9 @@ every face is re-clustered (:meth:`ClusterState.rebuild`) and the result says
 so (``rebuilt``, ``moved``). With ``keep_ids=True`` such a batch is placed by
 one batch run over every face instead, and existing ids still change only
 through reported merges: each new face joins the old cluster its batch cluster
-holds most of, old clusters the batch run puts together merge, and an old
-cluster it splits stays whole (at a cost in quality measured in
+holds most of (where most of that old cluster went too), old clusters the batch
+run puts together merge, and an old cluster it splits stays whole (at a cost in
+quality measured in
 ``docs/library.rst``). The work per added face below that ratio is one
 index query (and insertion), the joint run on ``M (k + 1)`` faces and ``O(k)``
 local steps, about independent of the library size with an HNSW index, which
@@ -814,8 +815,9 @@ class ClusterState:
         Existing faces keep their ids. Old clusters the batch run puts together (more than half of
         each in one batch cluster) merge, unless a correction or the same-photo rule forbids it, and
         the result lists them; an old cluster the batch run splits stays whole. A new face joins the
-        old cluster its batch cluster holds most faces of, or a new id shared with the other new
-        faces of its batch cluster.
+        old cluster its batch cluster holds most faces of, if its batch cluster is also the one that
+        holds most of that old cluster; otherwise a new id shared with the other new faces of its
+        batch cluster.
         """
         before = self.labels[:start].copy()
         logger.info("adding %d faces to %d: placed by one batch run over every face, ids kept (rebuild_from=%s)",
@@ -833,14 +835,22 @@ class ClusterState:
                     continue
                 into = self._merge_ids([into, o], by="auto")
                 merged.append({"into": into, "ids": sorted({into, o})})
-        # each batch cluster's old id: the live id most of its existing faces carry (ties: the smaller id)
+        # each batch cluster's old id: the live id most of its existing faces carry (ties: the smaller id), if that
+        # batch cluster is also the one holding most of that id's faces. A batch cluster that holds only a minority
+        # of an old cluster is another person the library had mixed in: its new faces get a new id rather than
+        # growing the mix (chosen on CelebA train quarters: benchmarks/library_incremental.py, "tuning")
         target: dict[int, int] = {}
         live = self.labels[:start][had]
         n_live = int(live.max()) + 1 if len(live) else 1
         pair, count = np.unique(old_b * n_live + live, return_counts=True)
-        for p_, cnt in sorted(zip(pair.tolist(), count.tolist()), key=lambda t: (-t[1], t[0])):
-            c, o = divmod(p_, n_live)
-            target.setdefault(c, o)
+        order = sorted(zip(pair.tolist(), count.tolist()), key=lambda t: (-t[1], t[0]))
+        ranked = [divmod(p_, n_live) for p_, _ in order]
+        main: dict[int, int] = {}  # each live id's main batch cluster
+        for c, o in ranked:
+            main.setdefault(o, c)
+        for c, o in ranked:
+            if main[o] == c:
+                target.setdefault(c, o)
         fresh: dict[int, int] = {}
         new_clusters: set[int] = set()
         for i in ids.tolist():
