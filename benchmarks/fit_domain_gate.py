@@ -15,8 +15,8 @@ The packaged dlib-128 Ada-NETS weights were trained on the CelebA ``train`` iden
    pairwise F of ``auto`` with and without the test on the flagged ones, and the best plain Infomap
    there (k in {10, 20, 50, 80} and the cut chosen with the labels, as ``regimes.py`` scores it).
    The rule: the fallback to Infomap becomes the default (``clusterg.cluster.auto.DOMAIN_FALLBACK``)
-   if it leaves fewer flagged tune sets more than :data:`BOUND` below that Infomap (the issue's bound
-   for the synthetic sweep: a default is judged set by set, not on average); on a tie, if its mean
+   if it leaves fewer flagged tune sets more than :data:`BOUND` below that Infomap (the bound the
+   synthetic regime sweep is held to: a default is judged set by set, not on average); on a tie, if its mean
    regret against the better of the two variants is lower. (The first fit used the tie-break alone,
    which kept the fallback off; ``mean_rule`` records what it gives.)
 
@@ -65,7 +65,7 @@ def null_sets(xh: np.ndarray, yh: np.ndarray, seed: int = 0) -> list[np.ndarray]
 
 def main(argv=None) -> int:
     from fit_rejoin import tune_sets
-    from regimes import best_infomap
+    from regimes import best_infomap, unit_rows
     from fit_silhouette_tol import fit_cli, write_fit
 
     from clusterg.cluster import AutoClusterer
@@ -96,8 +96,7 @@ def main(argv=None) -> int:
         if not chk.inside:  # only here does the test change the result
             r["F_fallback"] = f(ys, AutoClusterer(seed=0, domain_fallback=True).fit(xs).labels_)
             r["F_no_fallback"] = f(ys, AutoClusterer(seed=0, domain_fallback=False).fit(xs).labels_)
-            xn = (xs / np.linalg.norm(xs.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
-            r["best_infomap"] = best_infomap(xn, ys)
+            r["best_infomap"] = best_infomap(unit_rows(xs), ys)
         per[name] = r
         print(name, json.dumps(r), flush=True)
     flagged = [r for r in per.values() if not r["inside"]]

@@ -78,6 +78,11 @@ def best_over(y, fn, grid):
 ORACLE_K = (10, 20, 50, 80)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """float32 rows normalised in float64: the features every oracle here is scored on."""
+    return (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
+
+
 def best_infomap(xn: np.ndarray, y: np.ndarray, knn=None) -> dict:
     """The best plain Infomap over k in :data:`ORACLE_K` and the cut, both chosen with the labels (the
     issue's reference): ``{"F", "threshold", "k"}``. ``xn``: L2-normalised rows; ``knn``: its 80-NN graph."""
@@ -103,8 +108,7 @@ def run_set(name: str, x: np.ndarray, y: np.ndarray, methods: list[str], old: di
     from clusterg.linkage import connected_components, threshold_edges
     from clusterg.linkage.tree_deduction import parents_to_labels
 
-    xn = x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
-    xn = xn.astype(np.float32)
+    xn = unit_rows(x)
     k80 = min(80, len(x))
     nb, s = knn_search(xn, k80, normalize=False)
     grid = _grid(xn, s)
