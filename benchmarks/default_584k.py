@@ -6,6 +6,13 @@ ivf-gemm above :data:`clusterg.knn.AUTO_EXACT_MAX` points), measure its recall@8
 search, run :class:`clusterg.cluster.AutoClusterer` at its defaults on that graph, and score it::
 
     python benchmarks/default_584k.py -o docs/benchmarks/default_584k.json      # about 2-4 min on 2 cores
+
+``--split`` draws one of ``benchmarks/ms1m_protocol.py``'s synthetic test splits instead (its size,
+identities and seed), e.g. the 5.21M part9-like set end to end::
+
+    python benchmarks/default_584k.py --split part9_test -o docs/benchmarks/default_5210k.json
+
+``--log`` prints each stage's progress (logging at info level) to stderr.
 """
 from __future__ import annotations
 
@@ -23,7 +30,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--n", type=int, default=N)
+    ap.add_argument("--split", default=None, help="a test split of ms1m_protocol.SPLITS (overrides --n)")
+    ap.add_argument("--log", action="store_true", help="log each stage at info level to stderr")
+    ap.add_argument("--knn-method", default="auto", help="kNN search method (default auto, as the clusterers)")
     args = ap.parse_args(argv)
+    if args.log:
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from clusterg._atomic import atomic_open
     from clusterg._progress import set_quiet
     from clusterg.cluster import AutoClusterer
@@ -31,16 +44,29 @@ def main(argv=None) -> int:
     from clusterg.knn import knn_search, resolve_method, sampled_recall
     from clusterg.metrics import evaluate
     set_quiet(True)
-    n_ids = max(2, round(IDS * args.n / N))
-    out = {"command": "python benchmarks/default_584k.py -o " + args.output, "n": args.n, "dim": DIM,
-           "identities": n_ids, "k": K, "threads": os.cpu_count()}
+    n_ids, seed = max(2, round(IDS * args.n / N)), SEED
+    command = "python benchmarks/default_584k.py -o " + args.output
+    if args.split is not None:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from ms1m_protocol import SPLITS
+        if args.split not in SPLITS or args.split.endswith("_train"):
+            ap.error(f"--split: one of {', '.join(s for s in SPLITS if not s.endswith('_train'))}")
+        args.n, n_ids, seed = SPLITS[args.split]
+        command = f"python benchmarks/default_584k.py --split {args.split} -o {args.output}"
+    elif args.n != N:
+        command = f"python benchmarks/default_584k.py --n {args.n} -o {args.output}"
+    if args.knn_method != "auto":
+        command = command.replace(" -o ", f" --knn-method {args.knn_method} -o ")
+    out = {"command": command, "n": args.n, "dim": DIM, "identities": n_ids, "seed": seed, "k": K,
+           "threads": os.cpu_count()}
     t = time.perf_counter()
-    x, y = synth_ms1m(args.n, dim=DIM, n_ids=n_ids, seed=SEED)
+    x, y = synth_ms1m(args.n, dim=DIM, n_ids=n_ids, seed=seed)
     out["synth_s"] = round(time.perf_counter() - t, 1)
-    out["knn_method"] = resolve_method("auto", args.n)
+    out["knn_method"] = resolve_method(args.knn_method, args.n)
     t = time.perf_counter()
-    knn = knn_search(x, K, method="auto")  # the default of every clusterer
+    knn = knn_search(x, K, method=args.knn_method)  # "auto": the default of every clusterer
     out["knn_s"] = round(time.perf_counter() - t, 1)
+    out["peak_rss_after_knn_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     out["knn_recall_at_80_sample_2000"] = round(sampled_recall(x, knn[0], n_sample=2000), 4)
     t = time.perf_counter()
     est = AutoClusterer().fit(x, knn=knn)

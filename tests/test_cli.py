@@ -105,6 +105,23 @@ def test_cluster_methods_write_meta(feats, tmp_path, capsys, method, extra):
     assert res["pairwise_fscore"] > 0.9
 
 
+def test_knn_default_method_resolves_as_the_clusterers(feats, tmp_path, capsys, monkeypatch):
+    import clusterg.knn.search as search
+    x, _, _ = feats
+    code, out, _ = run(capsys, "knn", x, "--k", 8, "-o", tmp_path / "k.npz", "--json", "-q")
+    assert code == 0 and json.loads(out)["method"] == "flat"  # small: exact, as method="auto" in knn_search
+    from clusterg.knn import load_knn
+    exact, _ = load_knn(tmp_path / "k.npz")
+    monkeypatch.setattr(search, "AUTO_EXACT_MAX", 10)  # pretend the set is large
+    code, out, _ = run(capsys, "knn", x, "--k", 8, "-o", tmp_path / "k2.npz", "--json", "-q")
+    assert code == 0 and json.loads(out)["method"] == "ivf-gemm"
+    approx, _ = load_knn(tmp_path / "k2.npz")
+    assert approx.shape == exact.shape
+    # the approximate graph finds most of the exact neighbours
+    hits = np.mean([len(set(a) & set(b)) / 8 for a, b in zip(approx, exact)])
+    assert hits > 0.9, hits
+
+
 def test_cluster_with_precomputed_knn(feats, tmp_path, capsys):
     x, ymeta, y = feats
     assert run(capsys, "knn", x, "--k", 12, "-o", tmp_path / "k.npz", "-q")[0] == 0

@@ -155,3 +155,19 @@ def test_infomap_after_user_imported_infomap_first():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-500:]
     assert int(r.stdout.strip()) >= 1
+
+
+def test_infomap_links_in_blocks_give_the_same_modules(shared_set, monkeypatch):
+    """Links reach Infomap in blocks (bounded memory at millions of nodes); the network, and so the
+    modules, are those of a single call."""
+    import clusterg.cluster.infomap as im
+    x, y = shared_set("celeba6k", "all")
+    nb, s = knn_search(x, 20)
+    n = len(x)
+    rows = np.repeat(np.arange(n), 20)
+    keep = (nb.ravel() != rows) & (s.ravel() > 0.94)
+    args = (n, rows[keep], nb.ravel()[keep], s.ravel()[keep])
+    whole = im.infomap_labels(*args)
+    monkeypatch.setattr(im, "_LINK_BLOCK", 997)  # ~50 blocks, the last one short
+    np.testing.assert_array_equal(im.infomap_labels(*args), whole)
+    assert pairwise(y, whole)[2] > 0.85  # a real clustering, not a degenerate one

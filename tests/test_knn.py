@@ -282,3 +282,32 @@ def test_default_584k_script_small(tmp_path):
     r = json.loads(out.read_text())
     assert r["knn_method"] == "flat" and r["knn_recall_at_80_sample_2000"] == 1.0  # exact below AUTO_EXACT_MAX
     assert r["ran"] == "infomap" and r["pairwise_fscore"] > 0.8 and r["n_clusters"] > 10
+
+
+def test_streamed_recall_matches_sampled_recall(shared_set):
+    from clusterg.knn import streamed_recall
+    x, _ = shared_set("celeba", "dev")
+    nb, _ = knn_search(x, 30, method="ivf-gemm", nlist=100, nprobe=4, quiet=True)
+    a = sampled_recall(x, nb, n_sample=300, seed=2)
+    b = streamed_recall(np.asarray(x), nb, n_sample=300, seed=2, block=1000)  # 11 blocks, the last one short
+    assert abs(a - b) < 0.005, (a, b)  # ties at the k-th place may go either way
+    assert 0.3 < a < 0.99  # a graph that is really approximate
+
+
+def test_shallow_approximate_graph_warns_with_its_recall(shared_set, monkeypatch, caplog):
+    """A large approximate graph gets its recall estimated on sampled rows; a shallow search warns."""
+    import logging
+
+    from clusterg.knn import search as search_mod
+    x, _ = shared_set("celeba", "dev")
+    monkeypatch.setattr(search_mod, "RECALL_CHECK_MIN", 1000)  # the set counts as large
+    with caplog.at_level(logging.INFO, logger="clusterg.knn"):
+        knn_search(x, 40, method="ivf-gemm", nlist=300, nprobe=1, quiet=True)
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "nprobe" in warned[0].getMessage() and "recall@40" in warned[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="clusterg.knn"):
+        knn_search(x, 40, method="ivf-gemm", nlist=300, nprobe=300, quiet=True)  # every list: exact
+        knn_search(x, 40, method="hnsw", quiet=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert caplog.text.count("recall@40") == 2

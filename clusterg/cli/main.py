@@ -79,13 +79,15 @@ def cmd_knn(args) -> int:
     refuse_same_file(out, args.features)
     x = _features(args)
     t0 = time.perf_counter()
-    nbrs, sims = knn_search(x, args.k, method=args.method, device=args.device, nprobe=args.nprobe, nlist=args.nlist)
+    from ..knn import resolve_method
+    method = resolve_method(args.method, len(x), args.device)
+    nbrs, sims = knn_search(x, args.k, method=method, device=args.device, nprobe=args.nprobe, nlist=args.nlist)
     save_knn(out, nbrs, sims)
     elapsed = time.perf_counter() - t0
     if args.json:
-        print(json.dumps({"n": int(len(x)), "k": int(nbrs.shape[1]), "method": args.method, "device": args.device,
+        print(json.dumps({"n": int(len(x)), "k": int(nbrs.shape[1]), "method": method, "device": args.device,
                           "seconds": round(elapsed, 3), "output": str(out)}))
-    logger.info("kNN of %d points (k=%d, %s) in %.1f s -> %s", len(x), args.k, args.method, elapsed, out)
+    logger.info("kNN of %d points (k=%d, %s) in %.1f s -> %s", len(x), args.k, method, elapsed, out)
     return 0
 
 
@@ -213,8 +215,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("knn", help="build a kNN graph file (learn-to-cluster faiss_k_<k>.npz layout)")
     add_feature_args(p)
     p.add_argument("--k", type=int, default=80, help="neighbours per point, self included (default 80)")
-    p.add_argument("--method", choices=["flat", "ivf", "hnsw", "ivf-gemm"], default="flat",
-                   help="exact or approximate (ivf-gemm: list-major IVF with BLAS, fastest on CPU at large N)")
+    p.add_argument("--method", choices=["auto", "flat", "ivf", "hnsw", "ivf-gemm"], default="auto",
+                   help="exact or approximate (ivf-gemm: list-major IVF with BLAS, fastest on CPU at large N); "
+                        "default auto, as the clusterers: exact up to 200,000 points, ivf-gemm above")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     p.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(N))")
     p.add_argument("--nprobe", type=int, default=None, help="IVF lists visited per query (default 32)")

@@ -18,6 +18,7 @@ __all__ = ["InfomapClusterer", "infomap_labels"]
 #: neighbours the label-free threshold rule looks at (see :func:`clusterg.linkage.auto_threshold`)
 RULE_K = 80
 logger = logging.getLogger("clusterg.cluster.infomap")
+_LINK_BLOCK = 1 << 22  # links handed to Infomap at once
 #: ``k="auto"``: neighbours per point for compact (dlib-like) and for spread (text, ArcFace) geometry
 AUTO_K = {"compact": 20, "spread": 80}
 #: ``k="auto"`` with the silhouette cut search (compact embeddings, 20 to 20,000 points): the k values
@@ -41,8 +42,11 @@ def infomap_labels(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray,
     flags += " --directed" if directed else ""
     im = infomap.Infomap(flags)
     im.add_nodes(range(int(n)))
-    if len(src):
-        im.add_links(np.column_stack([src, dst, weight]).astype(np.float64))
+    # in blocks, in order (the same network as one call): the float64 link table is 24 bytes an edge, which at
+    # millions of nodes would sit beside Infomap's own copy of the network
+    for s in range(0, len(src), _LINK_BLOCK):
+        im.add_links(np.column_stack([src[s:s + _LINK_BLOCK], dst[s:s + _LINK_BLOCK],
+                                      weight[s:s + _LINK_BLOCK]]).astype(np.float64))
     im.run()
     # Read the partition through a .clu file, not the result iterators: infomap and faiss are both
     # SWIG modules, and when infomap is imported first its iterators resolve to faiss's and crash.
@@ -114,9 +118,11 @@ class InfomapClusterer(BaseClusterer):
         k = min(k, nbrs.shape[1])  # tiny inputs: the search clamped k to N
         n = len(x)
 
+        idx = np.int32 if n < 2**31 else np.int64  # edge lists of millions of nodes: half the memory
+
         def labels_fn(k: int):
-            rows = np.repeat(np.arange(n), k)
-            cols, w = nbrs[:, :k].ravel(), sims[:, :k].ravel()
+            rows = np.repeat(np.arange(n, dtype=idx), k)
+            cols, w = nbrs[:, :k].astype(idx).ravel(), sims[:, :k].ravel()
             edge = cols != rows
 
             def labels_at(t: float) -> np.ndarray:
@@ -149,5 +155,6 @@ class InfomapClusterer(BaseClusterer):
             _, t, labels_at = tried[k]
         self.k_ = k
         self.threshold_ = t
+        del x, scorer  # the features are not needed for the final run (at millions of rows, a copy of them)
         self.labels_ = labels_at(t)
         return self

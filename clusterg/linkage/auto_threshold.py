@@ -93,6 +93,9 @@ def geometry_weight(m_far: float, m_near: float) -> float:
     return float(np.clip((gap - _GAP_COMPACT) / (_GAP_SPREAD - _GAP_COMPACT), 0.0, 1.0))
 
 
+_ROWS = 1 << 16  # kNN rows read at once by the statistics below
+
+
 def similarity_scale(x: np.ndarray, sims: np.ndarray, seed: int = 0) -> tuple[float, float]:
     """``(m_far, m_near)``: median random-pair and median first-neighbour cosine similarity.
 
@@ -112,8 +115,9 @@ def similarity_scale(x: np.ndarray, sims: np.ndarray, seed: int = 0) -> tuple[fl
     far = np.concatenate([np.einsum("ij,ij->i", x[i[c:c + 4096]].astype(np.float64), x[j[c:c + 4096]].astype(np.float64))
                           for c in range(0, m, 4096)])
     # the nearest neighbour that is an edge at all (a guard may have cut edges to similarity -1)
-    rest = sims[:, 1:].astype(np.float64)
-    nearest = np.where(rest > -1.0, rest, -np.inf).max(axis=1)
+    # in blocks of rows (the same values): a float64 copy of all the kNN similarities is gigabytes at millions of rows
+    nearest = np.concatenate([np.where(r > -1.0, r, -np.inf).max(axis=1) for r in
+                              (sims[c:c + _ROWS, 1:].astype(np.float64) for c in range(0, n, _ROWS))])
     nearest = nearest[np.isfinite(nearest)]
     return float(np.median(far)), float(np.median(nearest)) if len(nearest) else -1.0
 
@@ -150,7 +154,10 @@ def auto_threshold(x: np.ndarray, sims: np.ndarray, rule: str = "infomap", seed:
     # the log10(N) term was fitted on 150 to 9,000 points: held at its 10,000-point value beyond, so that
     # millions of points do not push the cut up to the first-neighbour median (all singletons)
     a = a + c * float(np.clip(np.log10(n), 2.0, 4.0))
-    share = float((np.asarray(sims)[:, 1:] > m_far + a_f * gap).mean())
+    sims = np.asarray(sims)
+    level = m_far + a_f * gap
+    above = sum(int(np.count_nonzero(sims[c:c + _ROWS, 1:] > level)) for c in range(0, n, _ROWS))
+    share = float(above / (n * (sims.shape[1] - 1)))
     t = float(m_far + float(np.clip(a - b * share, 0.0, 0.995)) * gap)
     return AutoThreshold(float(np.clip(t, -1.0, 0.999)), m_far, m_near, share, rule, w)
 
