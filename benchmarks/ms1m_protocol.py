@@ -183,8 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         from clusterg._atomic import atomic_open
         with atomic_open(a.out, "w") as f:
             f.write(md)
+        # the machine's own paths (interpreter, working folder) stay out of the published record
+        text = json.dumps(report, indent=1, default=str)
+        text = text.replace(json.dumps(sys.executable)[1:-1], "python").replace(json.dumps(str(work))[1:-1], "WORK")
         with atomic_open(os.path.splitext(a.out)[0] + ".json", "w") as f:
-            json.dump(report, f, indent=1, default=str)
+            f.write(text)
     return 0
 
 

@@ -22,7 +22,7 @@ class ClustergError(ValueError):
     """Bad input or a file that cannot be used; the message is one line for users."""
 
 
-_CHECK_ROWS = 1 << 16  # rows checked for NaN / inf (and their norms taken) at once
+ROW_BLOCK = 1 << 16  # rows read at once by checks and statistics over (N, D) or (N, k) arrays
 
 
 def check_features(x, name: str = "features", min_n: int = 1, normalize: bool = False,
@@ -55,8 +55,8 @@ def check_features(x, name: str = "features", min_n: int = 1, normalize: bool = 
         raise ClustergError(f"{name}: need at least {min_n} points, got N={n}")
     if n == 0:
         return np.ascontiguousarray(x, dtype=np.float32)
-    for s in range(0, n, _CHECK_ROWS):  # in blocks: a whole (N, D) mask is a quarter of float32 X
-        finite = np.isfinite(x[s:s + _CHECK_ROWS]).all(axis=1)
+    for s in range(0, n, ROW_BLOCK):  # in blocks: a whole (N, D) mask is a quarter of float32 X
+        finite = np.isfinite(x[s:s + ROW_BLOCK]).all(axis=1)
         if not finite.all():
             raise ClustergError(f"{name}: contains NaN or inf (first bad row {s + int(np.flatnonzero(~finite)[0])})")
     if x.dtype != np.float32:
@@ -66,7 +66,7 @@ def check_features(x, name: str = "features", min_n: int = 1, normalize: bool = 
                                 f"rescale the features (cosine similarity does not depend on scale)")
     x = np.ascontiguousarray(x, dtype=np.float32)
     with np.errstate(over="ignore", under="ignore"):  # per block of rows: the same values, no (N, D) temporary
-        norms = np.concatenate([np.linalg.norm(x[s:s + _CHECK_ROWS], axis=1) for s in range(0, n, _CHECK_ROWS)])
+        norms = np.concatenate([np.linalg.norm(x[s:s + ROW_BLOCK], axis=1) for s in range(0, n, ROW_BLOCK)])
     # float32 sums of squares overflow above ~1e19 and underflow below ~1e-19: redo those rows in float64
     odd = ~((norms >= _SAFE_NORM[0]) & (norms <= _SAFE_NORM[1]))
     if odd.any():

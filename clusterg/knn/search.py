@@ -368,7 +368,7 @@ def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_si
 
 def _check_recall(x, nbrs: np.ndarray, method: str, nprobe, normalize: bool, seed: int) -> None:
     """Approximate graphs of at least RECALL_CHECK_MIN rows: recall@k on RECALL_SAMPLE rows against exact
-    search (RECALL_SAMPLE x N x D multiply-adds, a few seconds at millions of rows), logged, and a warning
+    search (RECALL_SAMPLE x N x D multiply-adds, the rows read in blocks), logged, and a warning
     below RECALL_WARN, where a clustering splits people (synthetic 5.21M x 256 at nprobe 32: recall 0.36,
     pairwise F 0.63; at 584K, recall 0.91 and F 0.98: docs/benchmarks/default_5210k.json, default_584k.json)."""
     n, k = nbrs.shape

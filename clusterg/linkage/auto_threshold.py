@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import ClustergError
+from .._validate import ROW_BLOCK, ClustergError
 
 __all__ = ["AutoThreshold", "auto_threshold", "similarity_scale", "RULES", "SPREAD_RULES", "geometry_weight",
            "warn_if_degenerate_threshold"]
@@ -93,9 +93,6 @@ def geometry_weight(m_far: float, m_near: float) -> float:
     return float(np.clip((gap - _GAP_COMPACT) / (_GAP_SPREAD - _GAP_COMPACT), 0.0, 1.0))
 
 
-_ROWS = 1 << 16  # kNN rows read at once by the statistics below
-
-
 def similarity_scale(x: np.ndarray, sims: np.ndarray, seed: int = 0) -> tuple[float, float]:
     """``(m_far, m_near)``: median random-pair and median first-neighbour cosine similarity.
 
@@ -117,7 +114,7 @@ def similarity_scale(x: np.ndarray, sims: np.ndarray, seed: int = 0) -> tuple[fl
     # the nearest neighbour that is an edge at all (a guard may have cut edges to similarity -1)
     # in blocks of rows (the same values): a float64 copy of all the kNN similarities is gigabytes at millions of rows
     nearest = np.concatenate([np.where(r > -1.0, r, -np.inf).max(axis=1) for r in
-                              (sims[c:c + _ROWS, 1:].astype(np.float64) for c in range(0, n, _ROWS))])
+                              (sims[c:c + ROW_BLOCK, 1:].astype(np.float64) for c in range(0, n, ROW_BLOCK))])
     nearest = nearest[np.isfinite(nearest)]
     return float(np.median(far)), float(np.median(nearest)) if len(nearest) else -1.0
 
@@ -156,7 +153,7 @@ def auto_threshold(x: np.ndarray, sims: np.ndarray, rule: str = "infomap", seed:
     a = a + c * float(np.clip(np.log10(n), 2.0, 4.0))
     sims = np.asarray(sims)
     level = m_far + a_f * gap
-    above = sum(int(np.count_nonzero(sims[c:c + _ROWS, 1:] > level)) for c in range(0, n, _ROWS))
+    above = sum(int(np.count_nonzero(sims[c:c + ROW_BLOCK, 1:] > level)) for c in range(0, n, ROW_BLOCK))
     share = float(above / (n * (sims.shape[1] - 1)))
     t = float(m_far + float(np.clip(a - b * share, 0.0, 0.995)) * gap)
     return AutoThreshold(float(np.clip(t, -1.0, 0.999)), m_far, m_near, share, rule, w)
