@@ -7,11 +7,12 @@ seed 1, 256-d, N / 68 identities) several times in one process, each time with o
 
 * ``flat-exact``: one-level k-means and exact probe search (FLAT_KMEANS_MAX raised above the list count);
 * ``two-level-exact``: two-level k-means, exact probe search;
-* ``two-level-hnsw``: two-level k-means, HNSW probes (what ivf-gemm does at this size);
+* ``two-level-hnsw``: two-level k-means, HNSW probes at ``HNSW_EF_SEARCH`` (what ivf-gemm does at this size);
+* ``two-level-hnsw-ef256``: the same with HNSW's search depth efSearch at 256;
 
 and records the time and recall@80 on 1,000 sampled rows against exact search::
 
-    python benchmarks/knn_two_level.py --n 1000000 -o docs/benchmarks/knn_two_level_1m.json   # ~10 min on 2 cores
+    python benchmarks/knn_two_level.py --n 1000000 -o docs/benchmarks/knn_two_level_1m.json   # ~12 min on 2 cores
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import os
 import sys
 import time
 
-VARIANTS = ("flat-exact", "two-level-exact", "two-level-hnsw")
+VARIANTS = ("flat-exact", "two-level-exact", "two-level-hnsw", "two-level-hnsw-ef256")
 
 
 def main(argv=None) -> int:
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
     nlist = round(args.n / ivf.default_list_size(args.n, 80))
     out = {"command": f"python benchmarks/knn_two_level.py --n {args.n} -o {args.output}", "n": args.n, "dim": 256,
            "k": 80, "nlist": nlist, "nprobe": 32, "threads": os.cpu_count(), "runs": []}
-    flat_max, assigner = ivf.FLAT_KMEANS_MAX, ivf._assigner
+    flat_max, assigner, ef = ivf.FLAT_KMEANS_MAX, ivf._assigner, ivf.HNSW_EF_SEARCH
 
     def exact_assigner(c):
         index = faiss.IndexFlatIP(c.shape[1])
@@ -56,13 +57,15 @@ def main(argv=None) -> int:
     for v in variants:
         ivf.FLAT_KMEANS_MAX = 2 * nlist if v == "flat-exact" else min(flat_max, nlist - 1)
         ivf._assigner = exact_assigner if v.endswith("exact") else assigner
+        ivf.HNSW_EF_SEARCH = 256 if v.endswith("ef256") else ef
         try:
             t = time.perf_counter()
             nbrs, _ = ivf.ivf_gemm_knn(x, 80, quiet=True)
             sec = time.perf_counter() - t
         finally:
-            ivf.FLAT_KMEANS_MAX, ivf._assigner = flat_max, assigner
-        run = {"variant": v, "seconds": round(sec, 1), "recall_at_80_sample_1000": round(sampled_recall(x, nbrs, 1000), 4)}
+            ivf.FLAT_KMEANS_MAX, ivf._assigner, ivf.HNSW_EF_SEARCH = flat_max, assigner, ef
+        run = {"variant": v, "hnsw_ef_search": None if v.endswith("exact") else 256 if v.endswith("ef256") else ef,
+               "seconds": round(sec, 1), "recall_at_80_sample_1000": round(sampled_recall(x, nbrs, 1000), 4)}
         out["runs"].append(run)
         print(json.dumps(run), flush=True)
         del nbrs

@@ -31,9 +31,9 @@ def check_features(x, name: str = "features", min_n: int = 1, normalize: bool = 
 
     Rejects: wrong rank, non-numeric dtype, N < ``min_n``, D == 0, NaN/inf, and
     (unless ``allow_zero``) all-zero rows, which have no direction for cosine
-    similarity. With ``normalize`` the rows are L2-normalised (a copy); rows whose float32
-    norm would overflow or underflow (norm outside [1e-15, 1e15]) are normalised in float64,
-    so scaling the features by 1e37 or 1e-22 gives the same directions. Values beyond
+    similarity. With ``normalize`` the rows are L2-normalised in float64 and rounded to float32 (a
+    copy), so scaling the features by 1e37 or 1e-22 gives the same directions and normalised input
+    comes back unchanged. Values beyond
     float32's range (from float64 input) raise; values below ~1e-31 log a warning (few
     significant digits left in float32). Torch tensors are accepted and converted.
     """
@@ -89,10 +89,14 @@ def check_features(x, name: str = "features", min_n: int = 1, normalize: bool = 
         bad = int(np.flatnonzero(zero)[0])
         raise ClustergError(f"{name}: row {bad} is a zero vector, which has no cosine similarity")
     if normalize:
-        out = x / np.maximum(norms, 1e-12)[:, None]
-        if rows is not None:  # scale-robust: divide in float64 where float32 norms are unreliable
-            out[rows] = (x[rows].astype(np.float64) / np.maximum(n64, 1e-300)[:, None]).astype(np.float32)
-        x = np.ascontiguousarray(out, dtype=np.float32)
+        # norms and division in float64 (then rounded once to float32), per block of rows: scale-robust
+        # (no float32 overflow or underflow), and rows already of unit length come back unchanged, so
+        # X and its normalised copy give the same kNN graph and the same clusters
+        out = np.empty_like(x)
+        for s in range(0, n, ROW_BLOCK):
+            b = x[s:s + ROW_BLOCK].astype(np.float64)
+            out[s:s + ROW_BLOCK] = b / np.maximum(np.linalg.norm(b, axis=1), 1e-300)[:, None]
+        x = out
     return x
 
 

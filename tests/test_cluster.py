@@ -171,3 +171,36 @@ def test_infomap_links_in_blocks_give_the_same_modules(shared_set, monkeypatch):
     monkeypatch.setattr(im, "_LINK_BLOCK", 997)  # ~50 blocks, the last one short
     np.testing.assert_array_equal(im.infomap_labels(*args), whole)
     assert pairwise(y, whole)[2] > 0.85  # a real clustering, not a degenerate one
+
+
+def test_normalised_input_clusters_as_the_raw_features(shared_set):
+    """Rows are normalised in float64 and rounded once, so features given already normalised (as a
+    user's pipeline or a benchmark may) give the same kNN graph and the same clusters as the raw ones:
+    the label-free cut search reads small similarity differences, and float32 rounding must not
+    move it."""
+    from clusterg._validate import check_features
+    x, _ = shared_set("umist", "all")
+    xn = (x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
+    np.testing.assert_array_equal(check_features(x, normalize=True), xn)
+    np.testing.assert_array_equal(check_features(xn, normalize=True), xn)
+    a, b = InfomapClusterer().fit(x), InfomapClusterer().fit(xn)
+    assert a.threshold_ == b.threshold_ and a.k_ == b.k_
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
+def test_infomap_margin_weighting(shared_set):
+    """``weighting="margin"``/``"margin2"`` weigh an edge by its similarity margin above the cut: the
+    clustering differs from plain similarity weights, stays a real one, and bad values are refused."""
+    from clusterg.cluster.infomap import edge_weights
+    s = np.array([0.95, 0.97, 1.0])
+    np.testing.assert_allclose(edge_weights(s, 0.95, "margin"), [1e-6, 0.4, 1.0])
+    np.testing.assert_allclose(edge_weights(s, 0.95, "margin2"), [1e-6, 0.16, 1.0])
+    np.testing.assert_array_equal(edge_weights(s, 0.95, "similarity"), s)
+    x, y = shared_set("celeba6k", "all")
+    nb, sm = knn_search(x, 20)
+    plain = InfomapClusterer(k=20, threshold=0.93).fit(x, knn=(nb, sm)).labels_
+    marg = InfomapClusterer(k=20, threshold=0.93, weighting="margin2").fit(x, knn=(nb, sm)).labels_
+    assert not np.array_equal(plain, marg)
+    assert pairwise(y, marg)[2] > 0.85
+    with pytest.raises(ClustergError, match="weighting"):
+        InfomapClusterer(weighting="cosine").fit(x, knn=(nb, sm))

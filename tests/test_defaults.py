@@ -154,24 +154,30 @@ def test_default_pipeline_reaches_best_infomap(real, name):
 def test_default_pipeline_falls_back_on_the_studio_sets(real, name):
     """ORL, UMIST and Yale (grey-scale studio scans) lie outside the packaged weights' training distribution:
     ``auto`` says so (``domain_``) and runs Infomap (``DOMAIN_FALLBACK``), which does better than Ada-NETS on the
-    packaged weights there; ``domain_fallback=False`` keeps Ada-NETS. Features as a user passes them (no kNN)."""
+    packaged weights there; ``domain_fallback=False`` runs Ada-NETS all the same (then weighs it against Infomap's
+    silhouette). Features as a user passes them (no kNN)."""
     x, y, _ = real(name)
     est = make_clusterer("auto").fit(x)
     assert est.method_ == "infomap" and not est.domain_.inside and est.domain_.statistic > est.domain_.threshold
-    ada = make_clusterer("auto", domain_fallback=False).fit(x)
-    assert ada.method_ == "ada-nets" and not ada.domain_.inside
-    assert _fp(y, est.labels_) > _fp(y, ada.labels_), name
+    assert not hasattr(est, "silhouettes_")  # Ada-NETS did not run
+    kept = make_clusterer("auto", domain_fallback=False).fit(x)
+    assert not kept.domain_.inside and set(kept.silhouettes_) == {"ada-nets", "infomap"}
+    assert _fp(y, est.labels_) > _fp(y, make_clusterer("ada-nets").fit_predict(x)), name
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/defaults.rst): on ORL, UMIST and Yale the label-free "
-                                       "Infomap the default falls back to trails Infomap at its oracle k and cut "
-                                       "by more than 0.01")
-@pytest.mark.parametrize("name", ["orl", "umist", "yale"])
-def test_default_pipeline_known_gaps(real, name):
+_YALE_GAP = pytest.mark.xfail(strict=True, reason="known gap (docs/defaults.rst): on Yale the label-free Infomap "
+                                                  "the default falls back to walks to a cut that splits two "
+                                                  "people (17 clusters for 15), 0.002 short of the oracle - 0.01")
+
+
+@pytest.mark.parametrize("name", ["orl", "umist", pytest.param("yale", marks=_YALE_GAP)])
+def test_default_pipeline_on_the_studio_sets(real, name):
+    """The fallback's label-free Infomap against plain Infomap at its oracle k and cut - 0.01. UMIST holds by a
+    narrow margin: its oracle window is one cut step wide (``docs/defaults.rst``)."""
     x, y, knn = real(name)
     f = _fp(y, make_clusterer("auto").fit_predict(x))  # as ``clusterg cluster`` runs it: its own kNN
     best = _best_infomap(knn, y, np.round(np.arange(0.86, 0.99, 0.005), 3))
-    assert f >= best - 0.01
+    assert f >= best - 0.01, (name, f, best)
 
 
 def _default_and_best(x, y, knn, method):

@@ -46,6 +46,8 @@ logger = logging.getLogger("clusterg.knn")
 __all__ = ["ivf_gemm_knn", "train_centroids", "default_list_size", "FLAT_KMEANS_MAX"]
 
 FLAT_KMEANS_MAX = 4096  #: above this many lists the k-means is two-level and assignment goes through HNSW
+#: HNSW search depth when assigning probes above FLAT_KMEANS_MAX lists (``benchmarks/knn_two_level.py``)
+HNSW_EF_SEARCH = 64
 _ROW_CHUNK = 65536  # input rows normalised / assigned at once
 _HEAP_THREADS = 0  # threads of the heap insertion (0: faiss's own setting)
 _BLOCK_FLOATS = 1 << 24  # similarity block of one GEMM: at most 64 MiB of float32
@@ -121,7 +123,7 @@ def _assigner(centroids: np.ndarray):
     else:
         index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 64
+        index.hnsw.efSearch = HNSW_EF_SEARCH
     index.add(centroids)
     return index
 
