@@ -2,7 +2,7 @@
 
 One process, in order: draw the part1-like synthetic split (8,573 identities, seed 1, as
 ``benchmarks/ms1m_protocol.py``), build the kNN graph with ``method="auto"`` (the clusterers' default:
-ivf-gemm above :data:`clusterg.knn.AUTO_EXACT_MAX` points), measure its recall@80 on 2,000 random rows against exact
+ivf-gemm above :data:`clusterg.knn.AUTO_EXACT_MAX` points, HNSW above :data:`clusterg.knn.AUTO_GEMM_MAX`), measure its recall@80 on 2,000 random rows against exact
 search, run :class:`clusterg.cluster.AutoClusterer` at its defaults on that graph, and score it::
 
     python benchmarks/default_584k.py -o docs/benchmarks/default_584k.json      # about 2-4 min on 2 cores

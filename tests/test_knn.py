@@ -1,3 +1,4 @@
+import faiss
 import numpy as np
 import pytest
 import torch
@@ -267,8 +268,9 @@ def test_cli_cluster_with_precomputed_knn_equals_plain_run(tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_auto_method_is_exact_up_to_its_size_then_ivf_gemm(monkeypatch, caplog):
-    """``method="auto"`` (the clusterers' default) is flat search up to AUTO_EXACT_MAX points, ivf-gemm above."""
+def test_auto_method_is_exact_up_to_its_size_then_ivf_gemm_then_hnsw(monkeypatch, caplog):
+    """``method="auto"`` (the clusterers' default): flat search up to AUTO_EXACT_MAX points, ivf-gemm up to
+    AUTO_GEMM_MAX, HNSW above."""
     import logging
 
     from clusterg.cluster import KNNConnectedComponents
@@ -287,6 +289,38 @@ def test_auto_method_is_exact_up_to_its_size_then_ivf_gemm(monkeypatch, caplog):
     assert np.array_equal(approx[0], ref[0])
     assert (approx[0] == exact[0]).mean() > 0.9  # approximate, but close
     assert KNNConnectedComponents().knn_method == "auto"
+    # above the one-level ivf-gemm size, HNSW
+    monkeypatch.setattr(search_mod, "AUTO_GEMM_MAX", 2000)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="clusterg.knn"):
+        big = knn_search(x, 10, method="auto", quiet=True)
+    assert "hnsw" in caplog.text
+    ref = knn_search(x, 10, method="hnsw", quiet=True)
+    assert np.array_equal(big[0], ref[0]) and np.array_equal(big[1], ref[1])
+    assert (big[0] == exact[0]).mean() > 0.9
+
+
+def test_auto_gemm_max_is_the_one_level_ivf_gemm_limit():
+    """AUTO_GEMM_MAX is the largest N whose default ivf-gemm lists are one-level k-means (exact probes)."""
+    from clusterg.knn import AUTO_GEMM_MAX, resolve_method
+    from clusterg.knn.ivf_gemm import FLAT_KMEANS_MAX, default_list_size
+    assert AUTO_GEMM_MAX == FLAT_KMEANS_MAX * default_list_size(10**7, 80)
+    assert resolve_method("auto", AUTO_GEMM_MAX) == "ivf-gemm"
+    assert resolve_method("auto", AUTO_GEMM_MAX + 1) == "hnsw"
+    assert resolve_method("auto", AUTO_GEMM_MAX + 1, device="cuda") == "flat"
+    assert resolve_method("ivf-gemm", 10**7) == "ivf-gemm"
+
+
+def test_auto_device_with_a_gpu_resolves_to_exact_and_hnsw_stays_on_the_cpu(monkeypatch):
+    """device="auto" on a machine with a GPU: "auto" is the GPU's exact search; an HNSW index (no GPU
+    version in faiss) is built on the CPU instead of failing in the GPU copy."""
+    from clusterg.knn import search as search_mod
+    monkeypatch.setattr(search_mod, "gpu_available", lambda: True)
+    assert search_mod.resolve_method("auto", 10**7, device="auto") == "flat"
+    x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = search_mod.build_index(x, "hnsw", device="auto", quiet=True)
+    assert isinstance(index, faiss.IndexHNSWFlat) and index.ntotal == 300
 
 
 def test_default_584k_script_small(tmp_path):

@@ -23,7 +23,7 @@ class KNNConnectedComponents(BaseClusterer):
             data by :func:`clusterg.linkage.auto_threshold` (``"cc"`` rule). Embeddings differ a lot
             here: dlib faces need about 0.96, MS1M ArcFace features about 0.6-0.7.
         knn_method: ``"auto"`` (default: exact up to :data:`clusterg.knn.AUTO_EXACT_MAX` points,
-            ``"ivf-gemm"`` above), ``"flat"``, ``"ivf"``, ``"hnsw"`` or ``"ivf-gemm"``.
+            ``"ivf-gemm"`` up to :data:`clusterg.knn.AUTO_GEMM_MAX`, ``"hnsw"`` above), ``"flat"``, ``"ivf"``, ``"hnsw"`` or ``"ivf-gemm"``.
         device: faiss device, ``"cpu"``, ``"cuda"`` or ``"auto"``.
         seed: seed for approximate kNN training.
         engine: ``"local"`` (default) or ``"ray"``: run the kNN search and the linkage (per-shard edges,

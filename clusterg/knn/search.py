@@ -31,7 +31,7 @@ from .._validate import ClustergError, check_features, check_k
 logger = logging.getLogger("clusterg.knn")
 
 __all__ = ["knn_search", "search_knn", "build_index", "default_nlist", "normalize_rows", "gpu_available",
-           "resolve_method", "AUTO_EXACT_MAX", "RECALL_CHECK_MIN", "RECALL_WARN"]
+           "resolve_method", "AUTO_EXACT_MAX", "AUTO_GEMM_MAX", "RECALL_CHECK_MIN", "RECALL_WARN"]
 
 Method = Literal["auto", "flat", "ivf", "hnsw", "ivf-gemm"]
 
@@ -40,6 +40,11 @@ Method = Literal["auto", "flat", "ivf", "hnsw", "ivf-gemm"]
 #: about 1,280 s estimated at 584K (knn_gemm_584k.md), where ivf-gemm's kNN plus the default clustering
 #: took 104 s (docs/benchmarks/default_584k.json).
 AUTO_EXACT_MAX = 200_000
+#: ``method="auto"``: ``"ivf-gemm"`` up to this many points (its lists stay one-level k-means with exact
+#: probes: FLAT_KMEANS_MAX = 4,096 lists of 192 rows), ``"hnsw"`` above. Beyond one level ivf-gemm's
+#: recall falls with N (recall@80 0.361 and pairwise F 0.630 at 5.21M, default_5210k.json) where HNSW
+#: keeps 0.871 and 0.955 (default_5210k_hnsw.json), for 4.3x the kNN time.
+AUTO_GEMM_MAX = 4096 * 192
 #: approximate graphs of at least this many rows get their recall@k estimated on RECALL_SAMPLE rows
 RECALL_CHECK_MIN = 20_000
 RECALL_SAMPLE = 256
@@ -51,11 +56,16 @@ def resolve_method(method: str, n: int, device: str = "cpu") -> str:
     """The search ``method="auto"`` stands for at ``n`` points (others are returned as given)."""
     if method != "auto":
         return method
-    if n <= AUTO_EXACT_MAX or device == "cuda":  # the GPU's exact search is fast enough at any size here
+    gpu = device == "cuda" or (device == "auto" and gpu_available())
+    if n <= AUTO_EXACT_MAX or gpu:  # the GPU's exact search is fast enough at any size here
         return "flat"
-    logger.info("kNN: %d points > %d, approximate ivf-gemm search (method='auto'; pass 'flat' for exact)",
-                n, AUTO_EXACT_MAX)
-    return "ivf-gemm"
+    if n <= AUTO_GEMM_MAX:
+        logger.info("kNN: %d points > %d, approximate ivf-gemm search (method='auto'; pass 'flat' for exact)",
+                    n, AUTO_EXACT_MAX)
+        return "ivf-gemm"
+    logger.info("kNN: %d points > %d, approximate hnsw search (method='auto'; ivf-gemm's lists would turn "
+                "two-level and lose recall; pass 'flat' for exact)", n, AUTO_GEMM_MAX)
+    return "hnsw"
 _ROW_CHUNK = 65536  # rows validated/normalised/added at once: bounds the memory of memmapped input
 
 
@@ -142,6 +152,7 @@ def build_index(x: np.ndarray, method: Method = "flat", device: str = "cpu", nli
         if device == "cuda":
             raise ClustergError("method='hnsw' runs on the CPU only; use 'flat' or 'ivf' on the GPU")
         index = faiss.IndexHNSWFlat(d, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
+        device = "cpu"  # faiss has no GPU HNSW: device="auto" means the CPU here
     else:
         raise ClustergError(f"method: expected 'flat', 'ivf' or 'hnsw', got {method!r}")
     if _use_gpu(device):
@@ -355,7 +366,8 @@ def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_si
             :class:`~clusterg.ClustergError` (pass ``min(k, N)`` to clamp).
         method: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"`` (approximate), ``"ivf-gemm"``
             (approximate, list-major IVF with BLAS, :func:`clusterg.knn.ivf_gemm.ivf_gemm_knn`), or
-            ``"auto"``: ``"flat"`` up to :data:`AUTO_EXACT_MAX` points, ``"ivf-gemm"`` above.
+            ``"auto"``: ``"flat"`` up to :data:`AUTO_EXACT_MAX` points, ``"ivf-gemm"`` up to
+            :data:`AUTO_GEMM_MAX`, ``"hnsw"`` above.
         device: ``"cpu"``, ``"cuda"`` (faiss-gpu) or ``"auto"``.
         chunk_size: queries per faiss call (bounds the memory of one call); default 16384.
         nlist, nprobe: IVF lists (default ~4 sqrt(N); ``ivf-gemm``: N / 192) and lists visited per
