@@ -722,3 +722,26 @@ FILE_CLAIMS.append(("docs/benchmarks/knn_gemm.md", "default_5210k_hnsw.json", la
     f"the recall ({j['knn_recall_at_80_sample_2000']:.3f}) is below 0.90, and kNN plus clustering took "
     f"{j['total_s_knn_and_cluster']:,.1f} s, {j['total_s_knn_and_cluster'] / 60:.1f} min\n"
     f"(the synthetic draw, {j['synth_s']:.1f} s, not counted)")))
+
+
+#: the default pipeline (kNN "auto" + AutoClusterer) on the protocol's synthetic test splits
+#: (docs/benchmarks/knn_gemm.md): (split, results file)
+DEFAULT_BY_SPLIT = [("part1_test", "default_584k.json"), ("part3_test", "default_1740k.json"),
+                    ("part5_test", "default_2890k.json"), ("part9_test", "default_5210k_hnsw.json")]
+
+
+def default_by_split_table(load) -> str:
+    """Pairwise / BCubed F (%) and time per stage of the default on each split, as the published tables."""
+    rows = ["| split | N | kNN (auto) | kNN s | recall@80 | cluster s | total min | pairwise F / BCubed F (%) | NMI | "
+            "peak RSS GiB |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for split, name in DEFAULT_BY_SPLIT:
+        r = load(name)
+        rows.append(f"| {split} | {r['n']:,} | {r['knn_method']} | {r['knn_s']:.1f} | "
+                    f"{r['knn_recall_at_80_sample_2000']:.3f} | {r['cluster_s']:.1f} | "
+                    f"{r['total_s_knn_and_cluster'] / 60:.1f} | {100 * r['pairwise_fscore']:.2f} / "
+                    f"{100 * r['bcubed_fscore']:.2f} | {r['nmi']:.4f} | {r['peak_rss_gib']:.2f} |")
+    return "\n".join(rows)
+
+
+FILE_CLAIMS.append(("docs/benchmarks/knn_gemm.md", "default_2890k.json", lambda j: default_by_split_table(
+    lambda name: json.loads((REPO / "docs" / "benchmarks" / name).read_text()))))
