@@ -654,6 +654,61 @@ SECTIONS = {"training": training, "pipelines": pipelines, "baselines": baselines
             "train_graph": train_graph}
 
 
+def _bench_json(name: str) -> dict:
+    """One results file of docs/benchmarks."""
+    return json.loads((REPO / "docs" / "benchmarks" / name).read_text())
+
+
+#: the default pipeline's runs above one-level ivf-gemm (docs/benchmarks/knn_gemm.md, the "auto" switch):
+#: (N label, ivf-gemm file, hnsw file)
+AUTO_SWITCH_RUNS = [("200K", "default_200k_gemm.json", "default_200k_hnsw.json"),
+                    ("584K", "default_584k.json", "default_584k_hnsw.json"),
+                    ("1M", "default_1000k.json", "default_1000k_hnsw.json"),
+                    ("5.21M", "default_5210k.json", "default_5210k_hnsw.json")]
+
+
+def auto_switch_table() -> str:
+    """The ivf-gemm / HNSW table of docs/benchmarks/knn_gemm.md, rendered from the default_*.json runs."""
+    rows = ["| N | method | kNN s | recall@80 | cluster s | pairwise F | BCubed F | peak RSS GiB |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for label, *names in AUTO_SWITCH_RUNS:
+        for name in names:
+            r = _bench_json(name)
+            rows.append(f"| {label} | {r['knn_method']} | {r['knn_s']:.1f} | {r['knn_recall_at_80_sample_2000']:.3f} | "
+                        f"{r['cluster_s']:.1f} | {r['pairwise_fscore']:.3f} | {r['bcubed_fscore']:.3f} | "
+                        f"{r['peak_rss_gib']:.2f} |")
+    return "\n".join(rows)
+
+
+FILE_CLAIMS.append(("docs/benchmarks/knn_gemm.md", "default_5210k_hnsw.json", lambda j: auto_switch_table()))
+FILE_CLAIMS.append(("docs/benchmarks/knn_gemm.md", "default_5210k_hnsw.json", lambda j: (
+    f"the recall ({j['knn_recall_at_80_sample_2000']:.3f}) is below 0.90, and kNN plus clustering took "
+    f"{j['total_s_knn_and_cluster']:,.1f} s, {j['total_s_knn_and_cluster'] / 60:.1f} min\n"
+    f"(the synthetic draw, {j['synth_s']:.1f} s, not counted)")))
+
+
+#: the default pipeline (kNN "auto" + AutoClusterer) on the protocol's synthetic test splits
+#: (docs/benchmarks/knn_gemm.md): (split, results file)
+DEFAULT_BY_SPLIT = [("part1_test", "default_584k.json"), ("part3_test", "default_1740k.json"),
+                    ("part5_test", "default_2890k.json"), ("part9_test", "default_5210k_hnsw.json")]
+
+
+def default_by_split_table() -> str:
+    """Pairwise / BCubed F (%) and time per stage of the default on each split, as the published tables."""
+    rows = ["| split | N | kNN (auto) | kNN s | recall@80 | cluster s | total min | pairwise F / BCubed F (%) | NMI | "
+            "peak RSS GiB |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for split, name in DEFAULT_BY_SPLIT:
+        r = _bench_json(name)
+        rows.append(f"| {split} | {r['n']:,} | {r['knn_method']} | {r['knn_s']:.1f} | "
+                    f"{r['knn_recall_at_80_sample_2000']:.3f} | {r['cluster_s']:.1f} | "
+                    f"{r['total_s_knn_and_cluster'] / 60:.1f} | {100 * r['pairwise_fscore']:.2f} / "
+                    f"{100 * r['bcubed_fscore']:.2f} | {r['nmi']:.4f} | {r['peak_rss_gib']:.2f} |")
+    return "\n".join(rows)
+
+
+FILE_CLAIMS.append(("docs/benchmarks/knn_gemm.md", "default_2890k.json", lambda j: default_by_split_table()))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", default=str(OUT), help=f"results file (default {OUT.relative_to(REPO)})")
@@ -688,60 +743,3 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-#: the default pipeline's runs above one-level ivf-gemm (docs/benchmarks/knn_gemm.md, the "auto" switch):
-#: (N label, ivf-gemm file, hnsw file)
-AUTO_SWITCH_RUNS = [("200K", "default_200k_gemm.json", "default_200k_hnsw.json"),
-                    ("584K", "default_584k.json", "default_584k_hnsw.json"),
-                    ("1M", "default_1000k.json", "default_1000k_hnsw.json"),
-                    ("5.21M", "default_5210k.json", "default_5210k_hnsw.json")]
-
-
-def auto_switch_table(load) -> str:
-    """The ivf-gemm / HNSW table of docs/benchmarks/knn_gemm.md, rendered from the default_*.json runs
-    (``load(name)`` reads one file of docs/benchmarks)."""
-    rows = ["| N | method | kNN s | recall@80 | cluster s | pairwise F | BCubed F | peak RSS GiB |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|"]
-    for label, *names in AUTO_SWITCH_RUNS:
-        for name in names:
-            r = load(name)
-            rows.append(f"| {label} | {r['knn_method']} | {r['knn_s']:.1f} | {r['knn_recall_at_80_sample_2000']:.3f} | "
-                        f"{r['cluster_s']:.1f} | {r['pairwise_fscore']:.3f} | {r['bcubed_fscore']:.3f} | "
-                        f"{r['peak_rss_gib']:.2f} |")
-    return "\n".join(rows)
-
-
-def _auto_switch_claim(j: dict) -> str:
-    bench = REPO / "docs" / "benchmarks"
-    return auto_switch_table(lambda name: json.loads((bench / name).read_text()))
-
-
-FILE_CLAIMS.append(("docs/benchmarks/knn_gemm.md", "default_5210k_hnsw.json", _auto_switch_claim))
-FILE_CLAIMS.append(("docs/benchmarks/knn_gemm.md", "default_5210k_hnsw.json", lambda j: (
-    f"the recall ({j['knn_recall_at_80_sample_2000']:.3f}) is below 0.90, and kNN plus clustering took "
-    f"{j['total_s_knn_and_cluster']:,.1f} s, {j['total_s_knn_and_cluster'] / 60:.1f} min\n"
-    f"(the synthetic draw, {j['synth_s']:.1f} s, not counted)")))
-
-
-#: the default pipeline (kNN "auto" + AutoClusterer) on the protocol's synthetic test splits
-#: (docs/benchmarks/knn_gemm.md): (split, results file)
-DEFAULT_BY_SPLIT = [("part1_test", "default_584k.json"), ("part3_test", "default_1740k.json"),
-                    ("part5_test", "default_2890k.json"), ("part9_test", "default_5210k_hnsw.json")]
-
-
-def default_by_split_table(load) -> str:
-    """Pairwise / BCubed F (%) and time per stage of the default on each split, as the published tables."""
-    rows = ["| split | N | kNN (auto) | kNN s | recall@80 | cluster s | total min | pairwise F / BCubed F (%) | NMI | "
-            "peak RSS GiB |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for split, name in DEFAULT_BY_SPLIT:
-        r = load(name)
-        rows.append(f"| {split} | {r['n']:,} | {r['knn_method']} | {r['knn_s']:.1f} | "
-                    f"{r['knn_recall_at_80_sample_2000']:.3f} | {r['cluster_s']:.1f} | "
-                    f"{r['total_s_knn_and_cluster'] / 60:.1f} | {100 * r['pairwise_fscore']:.2f} / "
-                    f"{100 * r['bcubed_fscore']:.2f} | {r['nmi']:.4f} | {r['peak_rss_gib']:.2f} |")
-    return "\n".join(rows)
-
-
-FILE_CLAIMS.append(("docs/benchmarks/knn_gemm.md", "default_2890k.json", lambda j: default_by_split_table(
-    lambda name: json.loads((REPO / "docs" / "benchmarks" / name).read_text()))))

@@ -56,9 +56,12 @@ _GEMM_EPS = 2.5e-7
 _BLOCK_FLOATS = 1 << 24  # similarity block of one GEMM: at most 64 MiB of float32
 
 
+LIST_SIZE = 192  #: default rows per inverted list
+
+
 def default_list_size(n: int, k: int) -> int:
-    """Rows per inverted list: 192, at least ``k`` (a list must be able to fill a row), at most N."""
-    return int(min(n, max(192, k)))
+    """Rows per inverted list: :data:`LIST_SIZE`, at least ``k`` (a list must be able to fill a row), at most N."""
+    return int(min(n, max(LIST_SIZE, k)))
 
 
 def _as_array(x):

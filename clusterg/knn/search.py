@@ -27,6 +27,7 @@ import numpy as np
 
 from .._progress import is_quiet, progress
 from .._validate import ClustergError, check_features, check_k
+from .ivf_gemm import FLAT_KMEANS_MAX, LIST_SIZE
 
 logger = logging.getLogger("clusterg.knn")
 
@@ -41,10 +42,10 @@ Method = Literal["auto", "flat", "ivf", "hnsw", "ivf-gemm"]
 #: took 104 s (docs/benchmarks/default_584k.json).
 AUTO_EXACT_MAX = 200_000
 #: ``method="auto"``: ``"ivf-gemm"`` up to this many points (its lists stay one-level k-means with exact
-#: probes: FLAT_KMEANS_MAX = 4,096 lists of 192 rows), ``"hnsw"`` above. Beyond one level ivf-gemm's
+#: probes: FLAT_KMEANS_MAX = 4,096 lists of LIST_SIZE = 192 rows), ``"hnsw"`` above. Beyond one level ivf-gemm's
 #: recall falls with N (recall@80 0.361 and pairwise F 0.630 at 5.21M, default_5210k.json) where HNSW
 #: keeps 0.871 and 0.955 (default_5210k_hnsw.json), for 4.3x the kNN time.
-AUTO_GEMM_MAX = 4096 * 192
+AUTO_GEMM_MAX = FLAT_KMEANS_MAX * LIST_SIZE
 #: approximate graphs of at least this many rows get their recall@k estimated on RECALL_SAMPLE rows
 RECALL_CHECK_MIN = 20_000
 RECALL_SAMPLE = 256
