@@ -1,13 +1,13 @@
 """Where ivf-gemm's recall goes above 4,096 lists: flat vs two-level k-means, exact vs HNSW probes.
 
-Above :data:`clusterg.knn.ivf_gemm.FLAT_KMEANS_MAX` lists (about 786K rows at 192 rows a list),
+Above :data:`clusterg.knn.ivf_gemm.FLAT_KMEANS_MAX` lists (4,096 when this was measured; 32,768 now),
 ivf-gemm trains its lists by two-level k-means and finds each row's ``nprobe`` lists through an
 HNSW index over the centroids. This script builds the same synthetic MS1M-like set (``synth_ms1m``,
 seed 1, 256-d, N / 68 identities) several times in one process, each time with one of:
 
 * ``flat-exact``: one-level k-means and exact probe search (FLAT_KMEANS_MAX raised above the list count);
 * ``two-level-exact``: two-level k-means, exact probe search;
-* ``two-level-hnsw``: two-level k-means, HNSW probes at ``HNSW_EF_SEARCH`` (what ivf-gemm does at this size);
+* ``two-level-hnsw``: two-level k-means, HNSW probes at ``HNSW_EF_SEARCH`` (what ivf-gemm does above FLAT_KMEANS_MAX lists);
 * ``two-level-hnsw-ef256``: the same with HNSW's search depth efSearch at 256;
 
 and records the time and recall@80 on 1,000 sampled rows against exact search::

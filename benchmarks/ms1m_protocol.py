@@ -15,7 +15,7 @@ and part1/3/5/7/9-like test splits (584,013 / 1.74M / 2.89M / 4.05M / 5.21M face
 1. ``clusterg train gcn-v``, ``gcn-e`` and ``ada-nets`` on part0 (bounded by ``--time-limit``
    seconds each; checkpoints in ``<work>/ckpt`` are reused unless ``--retrain``);
 2. per test split, ``clusterg knn`` once (k=80, ``--knn-method``, default ``auto``: ivf-gemm above
-   200,000 faces, HNSW above 786,432), learn-to-cluster's ``faiss_k_80.npz`` layout, timed as its own stage;
+   200,000 faces, HNSW above 6,291,456), learn-to-cluster's ``faiss_k_80.npz`` layout, timed as its own stage;
 3. ``clusterg cluster --knn`` that file with every method of ``--methods``, scored against the
    split's labels; a run that fails (out of memory, time limit ``--run-limit``) is listed with
    its reason, and larger splits of that method are skipped;
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-limit", type=float, default=3600, help="training seconds per model (default 3600)")
     p.add_argument("--run-limit", type=float, default=4 * 3600, help="seconds per clustering run")
     p.add_argument("--knn-method", default="auto",
-                   help="kNN stage method (default auto: exact up to 200,000 faces, ivf-gemm up to 786,432, hnsw above)")
+                   help="kNN stage method (default auto: exact up to 200,000 faces, ivf-gemm up to 6,291,456, hnsw above)")
     p.add_argument("--gcn-e-epochs", type=int, default=None,
                    help="GCN-E training epochs (default: clusterg train's, the paper's 4)")
     p.add_argument("--retrain", action="store_true")

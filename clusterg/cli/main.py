@@ -217,7 +217,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=80, help="neighbours per point, self included (default 80)")
     p.add_argument("--method", choices=["auto", "flat", "ivf", "hnsw", "ivf-gemm"], default="auto",
                    help="exact or approximate (ivf-gemm: list-major IVF with BLAS, fastest on CPU at large N); "
-                        "default auto, as the clusterers: exact up to 200,000 points, ivf-gemm up to 786,432, hnsw above")
+                        "default auto, as the clusterers: exact up to 200,000 points, ivf-gemm up to 6,291,456, hnsw above")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     p.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(N))")
     p.add_argument("--nprobe", type=int, default=None, help="IVF lists visited per query (default 32)")
@@ -246,7 +246,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         "warning (off)")
     p.add_argument("--knn", default=None, help="precomputed kNN .npz for these features")
     p.add_argument("--knn-method", choices=["auto", "flat", "ivf", "hnsw", "ivf-gemm"], default=None,
-                   help="kNN search (default auto: exact up to 200,000 points, ivf-gemm up to 786,432, hnsw above)")
+                   help="kNN search (default auto: exact up to 200,000 points, ivf-gemm up to 6,291,456, hnsw above)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--engine", choices=["local", "ray"], default="local",

@@ -5,9 +5,10 @@ faiss's ``IndexIVFFlat.search`` walks the lists query by query: every query scan
 When the queries *are* the base (a kNN graph), the work can be turned around:
 
 1. **Coarse partition.** Spherical k-means (faiss) splits the normalised rows into
-   ``nlist`` lists of about ``list_size`` rows; above :data:`FLAT_KMEANS_MAX` lists the
-   k-means is two-level (``sqrt(nlist)`` top cells, each split again in proportion to its
-   size) so training stays near linear in N, and the centroids are searched through HNSW.
+   ``nlist`` lists of about ``list_size`` rows; above :data:`FLAT_KMEANS_MAX` lists (32,768:
+   about 6.3M rows at 192 a list) the k-means is two-level (``sqrt(nlist)`` top cells, each
+   split again in proportion to its size) so training stays near linear in N, and the
+   centroids are searched through HNSW; both lose recall (``docs/benchmarks/knn_gemm.md``).
    Every row gets its ``nprobe`` nearest lists (the first is its own), once.
 2. **List-major scan.** The rows are reordered list by list (one copy). For each list, the
    queries that probe it are gathered and scored in one float32 GEMM
@@ -18,9 +19,11 @@ When the queries *are* the base (a kNN graph), the work can be turned around:
    ``IndexIVFFlat`` with the same lists and ``nprobe``; only the order of the work differs.
 
 The list size is fixed (``list_size``, default 192), so the number of lists grows with N
-and the work per query, ``nprobe * list_size * D``, does not: the scan is linear in N. The
-probe search costs ``N * nlist * D`` (quadratic) while the centroids are searched exactly (up
-to :data:`FLAT_KMEANS_MAX` lists), ``N * log(nlist)`` above. Memory: one reordered float32
+and the work per query, ``nprobe * list_size * D``, does not: the scan is linear in N. Up to
+:data:`FLAT_KMEANS_MAX` lists the k-means (``train_per_list * nlist`` rows, ``niter`` rounds)
+and the exact probe search cost ``train_per_list * niter * nlist^2 * D`` and ``N * nlist * D``,
+both quadratic in N: at 5.21M rows (27,135 lists) that partition takes most of the time
+(``docs/benchmarks/knn_gemm.md``). Above, two-level lists and HNSW probes are near linear. Memory: one reordered float32
 copy of the rows (N x D), the probes (N x nprobe int32), the heaps of one query chunk and the
 result (which may be a memory map, ``out``); input is read in chunks, so a memory-mapped
 ``.bin`` / ``.npy`` works.
@@ -45,7 +48,7 @@ logger = logging.getLogger("clusterg.knn")
 
 __all__ = ["ivf_gemm_knn", "train_centroids", "default_list_size", "FLAT_KMEANS_MAX"]
 
-FLAT_KMEANS_MAX = 4096  #: above this many lists the k-means is two-level and assignment goes through HNSW
+FLAT_KMEANS_MAX = 32768  #: above this many lists the k-means is two-level and assignment goes through HNSW
 #: HNSW search depth when assigning probes above FLAT_KMEANS_MAX lists (``benchmarks/knn_two_level.py``)
 HNSW_EF_SEARCH = 64
 _ROW_CHUNK = 65536  # input rows normalised / assigned at once

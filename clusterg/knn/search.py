@@ -42,9 +42,10 @@ Method = Literal["auto", "flat", "ivf", "hnsw", "ivf-gemm"]
 #: took 104 s (docs/benchmarks/default_584k.json).
 AUTO_EXACT_MAX = 200_000
 #: ``method="auto"``: ``"ivf-gemm"`` up to this many points (its lists stay one-level k-means with exact
-#: probes: FLAT_KMEANS_MAX = 4,096 lists of LIST_SIZE = 192 rows), ``"hnsw"`` above. Beyond one level ivf-gemm's
-#: recall falls with N (recall@80 0.361 and pairwise F 0.630 at 5.21M, default_5210k.json) where HNSW
-#: keeps 0.871 and 0.955 (default_5210k_hnsw.json), for 4.3x the kNN time.
+#: probes: FLAT_KMEANS_MAX = 32,768 lists of LIST_SIZE = 192 rows), ``"hnsw"`` above. One-level ivf-gemm
+#: built its kNN 1.7x to 2.6x faster than HNSW from 1M to 5.21M points, for a higher pairwise F
+#: (docs/benchmarks/knn_gemm.md, "One-level lists to 6,291,456 points"); its k-means and probe search
+#: grow as N^2, and two-level lists lose recall (0.361 at 5.21M, default_5210k.json), so HNSW above.
 AUTO_GEMM_MAX = FLAT_KMEANS_MAX * LIST_SIZE
 #: approximate graphs of at least this many rows get their recall@k estimated on RECALL_SAMPLE rows
 RECALL_CHECK_MIN = 20_000
@@ -64,8 +65,8 @@ def resolve_method(method: str, n: int, device: str = "cpu") -> str:
         logger.info("kNN: %d points > %d, approximate ivf-gemm search (method='auto'; pass 'flat' for exact)",
                     n, AUTO_EXACT_MAX)
         return "ivf-gemm"
-    logger.info("kNN: %d points > %d, approximate hnsw search (method='auto'; ivf-gemm's lists would turn "
-                "two-level and lose recall; pass 'flat' for exact)", n, AUTO_GEMM_MAX)
+    logger.info("kNN: %d points > %d, approximate hnsw search (method='auto'; ivf-gemm's one-level k-means "
+                "would grow as N^2 and two-level lists lose recall; pass 'flat' for exact)", n, AUTO_GEMM_MAX)
     return "hnsw"
 _ROW_CHUNK = 65536  # rows validated/normalised/added at once: bounds the memory of memmapped input
 
