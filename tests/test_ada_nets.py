@@ -207,3 +207,27 @@ def test_raw_similarity_guard_keeps_unrelated_points_apart():
     assert guarded.tolist() == [0, 0, 1, 1, 2, 2]
     unguarded = AdaNetsClusterer(raw_min_sim=-1.0, min_sim="checkpoint").fit_predict(x)
     assert len(set(unguarded.tolist())) < 3
+
+
+def test_cut_chosen_on_held_aside_faces_is_not_the_default(tmp_path, caplog):
+    """The cc cut tuned on a trained model's held-aside identities (1,600 faces here) chains a set of 20,000
+    of the same kind into one giant cluster: it was pairwise F 0.003 on the 584K protocol split. Without a
+    threshold the clusterer chooses the cut from the refined embeddings; ``"checkpoint"`` keeps the old one."""
+    import logging
+
+    from clusterg.cluster.ada_nets import AdaNetsClusterer
+    from clusterg.data.synth import synth_ms1m
+    from clusterg.metrics import pairwise
+    x, y = synth_ms1m(8000, dim=256, n_ids=119, seed=100)
+    path = tmp_path / "synth.pt"
+    blob = train_ada_nets(x, y, path, threads=2, quiet=True)
+    xt, yt = synth_ms1m(20000, dim=256, n_ids=294, seed=1)  # new identities, a larger set
+    with caplog.at_level(logging.WARNING, logger="clusterg"):
+        fixed = AdaNetsClusterer(checkpoint=path, linkage="cc", threshold="checkpoint").fit(xt)
+    assert fixed.threshold_ == pytest.approx(blob["config"]["threshold"])
+    assert pairwise(yt, fixed.labels_)[2] < 0.5 and "nearly one cluster" in caplog.text  # it keeps every edge
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="clusterg"):
+        default = AdaNetsClusterer(checkpoint=path, linkage="cc").fit(xt)
+    assert default.threshold_ > blob["config"]["threshold"]
+    assert pairwise(yt, default.labels_)[2] > 0.95 and "WARNING" not in caplog.text

@@ -347,3 +347,29 @@ def test_identity_size_augmentation_decision_matches_the_shipped_weights():
     meta = load_checkpoint(packaged_weights("ada_nets_dlib128.pt"))["meta"]
     # CelebA train alone (41,796 faces) unless the mixture was shipped
     assert (meta["trained_on"]["n"] == 41_796) == (not j["ship"])
+
+
+def test_giant_cluster_is_reported_once(caplog):
+    """A clustering whose largest cluster holds most of 1,000+ points is reported by the outermost fit only."""
+    from clusterg.cluster.base import GIANT_MIN_N, warn_if_giant
+    lab = np.r_[np.zeros(700, np.int64), np.arange(1, 301)]
+    with caplog.at_level(logging.WARNING, logger="clusterg"):
+        warn_if_giant(lab, "x")
+    assert "largest cluster holds 700 of the 1000 points (70%)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="clusterg"):
+        warn_if_giant(lab[: GIANT_MIN_N - 1], "x")  # too few points to judge
+        warn_if_giant(np.r_[np.zeros(500, np.int64), np.arange(1, 501)], "x")  # half is not most
+    assert caplog.text == ""
+    from clusterg.cluster.base import BaseClusterer
+
+    class Outer(BaseClusterer):  # a clusterer that runs another, as ``auto`` does
+        def fit(self, X, y=None, knn=None):
+            self.labels_ = make_clusterer("knn-cc", threshold=-0.99).fit(X).labels_
+            return self
+
+    x, _ = _two_scale(n_ids=100)  # 1,200 points
+    with caplog.at_level(logging.WARNING, logger="clusterg"):
+        assert Outer().fit(x).labels_.max() == 0  # every edge kept: one cluster
+    assert caplog.text.count("largest cluster holds 1200 of the 1200 points") == 1
+    assert "Outer" in caplog.text

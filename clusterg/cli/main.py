@@ -98,7 +98,7 @@ def _metrics_line(m: dict) -> str:
 
 
 def _threshold_arg(text: str):
-    """``--threshold``: a number, ``auto`` or (gcn-v, gcn-ve) ``checkpoint``."""
+    """``--threshold``: a number, ``auto`` or (gcn-v, gcn-ve, ada-nets) ``checkpoint``."""
     if text.strip().lower() in ("auto", "checkpoint"):
         return text.strip().lower()
     try:
@@ -234,7 +234,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="neighbours per point, self included (method default)")
     p.add_argument("--threshold", type=_threshold_arg, default=None,
                    help="similarity threshold, or 'auto' (default: chosen from the data without labels); "
-                        "gcn-v and gcn-ve also take 'checkpoint' (the packaged model's own cut)")
+                        "gcn-v, gcn-ve and ada-nets also take 'checkpoint' (the model's own trained cut)")
     p.add_argument("--n-clusters", type=int, default=None, help="clusters, for kmeans")
     p.add_argument("--linkage", default=None,
                    help="final linkage: ada-nets cc | infomap (default: the checkpoint's choice); "

@@ -14,11 +14,15 @@ returns ``labels_``. ``knn`` is an optional precomputed ``(nbrs, sims)`` pair fo
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
-__all__ = ["BaseClusterer"]
+__all__ = ["BaseClusterer", "warn_if_giant", "GIANT_MIN_N", "GIANT_SHARE"]
+
+logger = logging.getLogger("clusterg.cluster")
 
 
 def _n_features(X) -> int | None:
@@ -51,15 +55,43 @@ def _as_array(X):
         raise ClustergError(str(e)) from None
 
 
+#: a clustering of at least GIANT_MIN_N points whose largest cluster holds more than GIANT_SHARE of them
+#: is reported (a warning): the usual sign of a cut that chains many identities into one
+GIANT_MIN_N, GIANT_SHARE = 1000, 0.5
+_depth = threading.local()  # nested fits (auto runs another clusterer) report once, from the outermost
+
+
+def warn_if_giant(labels: np.ndarray, method: str) -> None:
+    """Log a warning when one cluster holds more than :data:`GIANT_SHARE` of :data:`GIANT_MIN_N` or more points."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if n < GIANT_MIN_N or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        return
+    sizes = np.bincount(labels)
+    top = int(sizes.max())
+    if top > GIANT_SHARE * n:
+        logger.warning("%s: the largest cluster holds %d of the %d points (%.0f%%); unless the data is mostly one "
+                       "identity, the cut chains many into one: try threshold='auto' or a higher threshold",
+                       method, top, n, 100.0 * top / n)
+
+
 def _record_n_features(fit):
-    """Wrap a subclass's ``fit``: scikit-learn's input checks first, ``n_features_in_`` after a successful fit."""
+    """Wrap a subclass's ``fit``: scikit-learn's input checks first, ``n_features_in_`` after a successful fit;
+    the outermost fit then reports a giant cluster (:func:`warn_if_giant`)."""
     @functools.wraps(fit)
     def wrapper(self, X, *args, **kwargs):
         X = _as_array(X)
-        out = fit(self, X, *args, **kwargs)
+        depth = getattr(_depth, "n", 0)
+        _depth.n = depth + 1
+        try:
+            out = fit(self, X, *args, **kwargs)
+        finally:
+            _depth.n = depth
         d = _n_features(X)
         if d is not None:
             self.n_features_in_ = d
+        if depth == 0 and getattr(self, "labels_", None) is not None:
+            warn_if_giant(self.labels_, type(self).__name__)
         return out
     wrapper._records_n_features = True
     return wrapper
