@@ -720,7 +720,6 @@ def default_by_split_table() -> str:
 FILE_CLAIMS.append(("docs/benchmarks/knn_gemm.md", "default_2890k_gemm.json", lambda j: default_by_split_table()))
 
 
-
 def recall_tail_table(name: str = "ivf_gemm_recall_tail_1000k.json") -> str:
     """ivf-gemm's recall@80 by nprobe, split into neighbours of the row's own identity and of others
     (docs/benchmarks/knn_gemm.md, from benchmarks/ivf_gemm_recall_tail.py)."""
@@ -750,6 +749,7 @@ def _protocol_ada_collapse(j: dict) -> str:
 
 
 FILE_CLAIMS.append(("docs/ada_nets.rst", "ms1m_protocol_part1.json", _protocol_ada_collapse))
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

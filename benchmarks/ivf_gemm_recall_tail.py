@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     from clusterg._progress import set_quiet
     from clusterg.data.synth import synth_ms1m
     from clusterg.knn import sampled_recall
-    from clusterg.knn.ivf_gemm import default_list_size, ivf_gemm_knn, train_centroids
+    from clusterg.knn.ivf_gemm import default_list_size, ivf_gemm_knn, train_centroids, training_rows
     from clusterg.knn.search import normalize_rows
     set_quiet(True)
     nprobes = [int(v) for v in args.nprobe.split(",")]
@@ -60,8 +60,7 @@ def main(argv=None) -> int:
            "share_of_neighbours_from_own_identity": round(float(same.mean()), 4), "runs": []}
     need = np.unique(np.concatenate([exact.ravel(), rows]))
     for tpl in tpls:
-        # the sample ivf_gemm_knn draws with seed 0
-        pick = np.sort(np.random.default_rng(0).choice(n, min(n, tpl * nlist), replace=False))
+        pick = training_rows(n, nlist, tpl, seed=0)  # the rows ivf_gemm_knn trains on
         t = time.perf_counter()
         cent = train_centroids(x[pick], nlist, 0, 10)
         t_km = time.perf_counter() - t

@@ -212,7 +212,8 @@ def test_raw_similarity_guard_keeps_unrelated_points_apart():
 def test_cut_chosen_on_held_aside_faces_is_not_the_default(tmp_path, caplog):
     """The cc cut tuned on a trained model's held-aside identities (1,600 faces here) chains a set of 20,000
     of the same kind into one giant cluster: it was pairwise F 0.003 on the 584K protocol split. Without a
-    threshold the clusterer chooses the cut from the refined embeddings; ``"checkpoint"`` keeps the old one."""
+    threshold the clusterer cuts at the higher of it and the cut read off the refined embeddings;
+    ``"checkpoint"`` keeps the stored one."""
     import logging
 
     from clusterg.cluster.ada_nets import AdaNetsClusterer

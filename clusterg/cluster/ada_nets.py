@@ -32,8 +32,8 @@ class AdaNetsClusterer(BaseClusterer):
     AND predicts each node's neighbour count -> adaptive graph -> two-layer GCN
     encoder -> kNN on the refined embeddings (``k_final`` neighbours) ->
     ``linkage='cc'``: edges with similarity > ``threshold``, connected components
-    (the paper; by default the cut is never below the refined embeddings' own), or ``linkage='infomap'``: Infomap on edges with similarity >
-    ``min_sim`` weighted by similarity. By default the checkpoint's linkage (chosen on
+    (the paper; by default the cut is never below the refined embeddings' own), or
+    ``linkage='infomap'``: Infomap on edges with similarity > ``min_sim`` weighted by similarity. By default the checkpoint's linkage (chosen on
     held-aside training identities) is used; with Infomap the final graph has 80
     neighbours and its edge cut is chosen from the refined embeddings themselves
     (:func:`clusterg.linkage.auto_threshold`, ``"embedding-infomap"`` rule), so large

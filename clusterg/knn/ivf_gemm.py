@@ -46,7 +46,7 @@ from .._validate import ClustergError, check_features, check_k
 
 logger = logging.getLogger("clusterg.knn")
 
-__all__ = ["ivf_gemm_knn", "train_centroids", "default_list_size", "FLAT_KMEANS_MAX"]
+__all__ = ["ivf_gemm_knn", "train_centroids", "training_rows", "default_list_size", "FLAT_KMEANS_MAX"]
 
 FLAT_KMEANS_MAX = 32768  #: above this many lists the k-means is two-level and assignment goes through HNSW
 #: HNSW search depth when assigning probes above FLAT_KMEANS_MAX lists (``benchmarks/knn_two_level.py``)
@@ -93,6 +93,15 @@ def _kmeans(sample: np.ndarray, n_centroids: int, seed: int, niter: int) -> np.n
                       max_points_per_centroid=max(1, -(-n // n_centroids)), min_points_per_centroid=1)
     km.train(np.ascontiguousarray(sample))
     return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def training_rows(n: int, nlist: int, train_per_list: int = 32, seed: int = 0) -> np.ndarray:
+    """The sorted rows :func:`ivf_gemm_knn` trains its ``nlist`` lists on: ``train_per_list * nlist`` drawn
+    without replacement with ``seed`` (every row when that reaches N)."""
+    n_train = min(int(n), int(train_per_list) * int(nlist))
+    if n_train == n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, n_train, replace=False))
 
 
 def train_centroids(sample: np.ndarray, nlist: int, seed: int = 0, niter: int = 10) -> np.ndarray:
@@ -204,13 +213,11 @@ def ivf_gemm_knn(x, k: int, list_size: int | None = None, nlist: int | None = No
         if centroids.shape[1] != d:
             raise ClustergError(f"centroids: dimension {centroids.shape[1]} but features have {d}")
         nlist = len(centroids)
-    rng = np.random.default_rng(seed)
-    n_train = 0 if centroids is not None else min(n, int(train_per_list) * nlist)
-    pick = np.arange(n) if n_train == n else np.sort(rng.choice(n, n_train, replace=False))
     if centroids is None:
+        pick = training_rows(n, nlist, train_per_list, seed)
         centroids = train_centroids(np.concatenate(
             [check_features(np.asarray(x[pick[s:s + _ROW_CHUNK]]), name="features", min_n=0, normalize=normalize,
-                            allow_zero=not normalize) for s in range(0, n_train, _ROW_CHUNK)]), nlist, seed, niter)
+                            allow_zero=not normalize) for s in range(0, len(pick), _ROW_CHUNK)]), nlist, seed, niter)
     nlist = len(centroids)
     nprobe = min(nprobe, nlist)
     assigner = _assigner(centroids)
