@@ -48,9 +48,9 @@ def test_recall_celeba_dev(dev):
 
 
 def test_recall_celeba_train_matches_ivfflat(shared_set):
-    """41,796 train faces: the recall of faiss IndexIVFFlat with as many lists and probes (same scan)."""
+    """41,796 train faces, no expansion: the recall of faiss IndexIVFFlat with as many lists and probes (same scan)."""
     x, _ = shared_set("celeba", "train")
-    nbrs, _ = ivf_gemm_knn(x, 80, nprobe=16, quiet=True)
+    nbrs, _ = ivf_gemm_knn(x, 80, nprobe=16, expand=0, quiet=True)  # one pass: IndexIVFFlat's scan
     r = sampled_recall(x, nbrs, n_sample=1500, seed=1)
     xn = np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True))
     nlist = round(len(x) / 192)
@@ -65,6 +65,25 @@ def test_recall_celeba_train_matches_ivfflat(shared_set):
     r_ivf = knn_recall(ivf, exact)
     assert r >= 0.8, r
     assert abs(r - r_ivf) < 0.03, (r, r_ivf)
+
+
+def test_expansion_finds_what_the_probes_missed(shared_set):
+    """The second pass (lists of the neighbours' neighbours) lifts recall@80 on the 41,796 train faces above
+    doubling nprobe (measured 0.842 -> 0.973 at 16 probes with the default 32 more lists; 32 probes
+    alone: 0.945), with no neighbour twice."""
+    x, _ = shared_set("celeba", "train")
+    one, _ = ivf_gemm_knn(x, 80, nprobe=16, expand=0, quiet=True)
+    two, sims = ivf_gemm_knn(x, 80, nprobe=16, quiet=True)  # default expansion
+    wide, _ = ivf_gemm_knn(x, 80, nprobe=32, expand=0, quiet=True)
+    r1, r2, rw = (sampled_recall(x, nb, n_sample=1500, seed=1) for nb in (one, two, wide))
+    assert r2 > r1 + 0.05 and r2 > rw + 0.01, (r1, r2, rw)
+    srt = np.sort(two, axis=1)
+    assert (srt[:, 1:] != srt[:, :-1]).all()
+    assert (two[:, 0] == np.arange(len(x))).all() and (np.diff(sims[:, 1:], axis=1) <= 0).all()
+    # nothing the first pass found is lost: the second pass only adds candidates
+    kth = sims[:, -1]
+    _, first_sims = ivf_gemm_knn(x, 80, nprobe=16, expand=0, quiet=True)
+    assert (first_sims[:, -1] <= kth + 1e-6).all()
 
 
 def test_deterministic_and_memmap(dev, shared_data, tmp_path):
@@ -117,6 +136,7 @@ def test_out_arrays_and_short_lists(tmp_path):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(k=0), "k"), (dict(k=10_000), "larger than"), (dict(k=5, nprobe=0), "nprobe"),
     (dict(k=5, list_size="big"), "list_size"), (dict(k=5, query_chunk=0), "query_chunk"),
+    (dict(k=5, expand=-1), "expand"), (dict(k=5, expand=1.5), "expand"),
 ])
 def test_bad_arguments(kwargs, match):
     x = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
@@ -133,3 +153,12 @@ def test_bad_features():
         ivf_gemm_knn(np.ones(10, dtype=np.float32), 5, quiet=True)
     with pytest.raises(ClustergError, match="CPU"):
         knn_search(np.ones((10, 4), dtype=np.float32), 2, method="ivf-gemm", device="cuda")
+
+
+def test_expansion_with_nothing_to_add():
+    """k=1 (no neighbours to vote) and every list probed: the second pass is skipped, results stay exact."""
+    x = np.random.default_rng(2).normal(size=(2000, 16)).astype(np.float32)
+    nb, _ = ivf_gemm_knn(x, 1, quiet=True)
+    assert (nb[:, 0] == np.arange(2000)).all()
+    nb, _ = ivf_gemm_knn(x, 10, nlist=4, nprobe=4, quiet=True)
+    assert knn_recall(nb, _exact(x, 10)[1]) > 0.999

@@ -15,8 +15,14 @@ When the queries *are* the base (a kNN graph), the work can be turned around:
    ``(queries probing l, D) @ (D, rows of l)`` (numpy / OpenBLAS).
 3. **Top-k in compiled code.** Each block goes straight into the running per-query heaps of
    faiss (``float_minheap_array_t.addn_query_subset_with_ids``: one comparison per candidate,
-   O(log k) for the few that enter), so there is no merge in Python. The recall is that of
-   ``IndexIVFFlat`` with the same lists and ``nprobe``; only the order of the work differs.
+   O(log k) for the few that enter), so there is no merge in Python. After this pass the recall
+   is that of ``IndexIVFFlat`` with the same lists and ``nprobe``; only the order of the work differs.
+4. **Expansion.** The neighbours a row misses are mostly of other identities, in lists far from
+   its own centre, and their identity mates are often among its found neighbours. So each row
+   then scans ``expand`` (default :data:`EXPAND`) more lists, the unprobed ones that hold its
+   neighbours' first :data:`EXPAND_DEPTH` neighbours most often, into the same heaps: a second,
+   smaller list-major pass. At 1M synthetic faces 32 probes and 32 more lists reach the
+   recall of 64 probes in less time (``docs/benchmarks/knn_gemm.md``).
 
 The list size is fixed (``list_size``, default 192), so the number of lists grows with N
 and the work per query, ``nprobe * list_size * D``, does not: the scan is linear in N. Up to
@@ -57,6 +63,11 @@ _HEAP_THREADS = 0  # threads of the heap insertion (0: faiss's own setting)
 #: are scored again pair by pair (measured max 9e-7 at D=256, synthetic 200K; 2.5e-7 * 16 = 4e-6)
 _GEMM_EPS = 2.5e-7
 _BLOCK_FLOATS = 1 << 24  # similarity block of one GEMM: at most 64 MiB of float32
+_EXPAND_CELLS = 1 << 24  # candidate list ids ranked at once in the expansion
+#: extra lists a row scans after the first pass (``expand``; ``docs/benchmarks/knn_gemm.md``)
+EXPAND = 32
+#: neighbours of each neighbour whose lists vote in the expansion
+EXPAND_DEPTH = 20
 
 
 LIST_SIZE = 192  #: default rows per inverted list
@@ -146,10 +157,48 @@ def _assigner(centroids: np.ndarray):
     return index
 
 
+def _expansion_pairs(near: np.ndarray, hi: np.ndarray, probes: np.ndarray, skip: np.ndarray, expand: int,
+                     nlist: int) -> tuple[np.ndarray, np.ndarray]:
+    """The expansion's ``(lists, chunk-local queries)`` pairs of one query chunk.
+
+    ``near[p]``: the lists of position p's first neighbours; ``hi``: the chunk's neighbours (positions),
+    ``probes``: its first-pass lists, ``skip``: rows left out. Each row gets the ``expand`` lists not
+    among its probes that occur most often in ``near[hi[row]]``, ties by ascending list id.
+    """
+    lists, queries = [], []
+    nc = len(hi)
+    sub = max(1, _EXPAND_CELLS // (hi.shape[1] * near.shape[1]))
+    for s in range(0, nc, sub):
+        e = min(nc, s + sub)
+        c = np.sort(near[hi[s:e]].reshape(e - s, -1), axis=1, kind="stable")  # radix sort on uint16
+        width = c.shape[1]
+        new = np.empty(c.shape, dtype=bool)
+        new[:, 0] = True
+        np.not_equal(c[:, 1:], c[:, :-1], out=new[:, 1:])
+        first = np.flatnonzero(new)  # one entry per (row, list), rows ascending, lists ascending
+        count = np.diff(np.append(first, c.size))
+        r = first // width
+        v = c.ravel()[first].astype(np.int64)
+        key = r * nlist + v
+        probed = np.sort((np.arange(e - s, dtype=np.int64)[:, None] * nlist + probes[s:e]).ravel())
+        at = np.minimum(np.searchsorted(probed, key), len(probed) - 1)
+        keep = (probed[at] != key) & ~skip[s:e][r]
+        r, v, count = r[keep], v[keep], count[keep]
+        o = np.lexsort((v, -count, r))
+        r, v = r[o], v[o]
+        sel = np.arange(len(r)) - np.searchsorted(r, r) < expand  # rank within the row
+        lists.append(v[sel])
+        queries.append(r[sel] + s)
+    if not lists:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(lists), np.concatenate(queries)
+
+
 def ivf_gemm_knn(x, k: int, list_size: int | None = None, nlist: int | None = None, nprobe: int | None = None,
                  normalize: bool = True, seed: int = 0, train_per_list: int = 32, niter: int = 10,
                  query_chunk: int = 1 << 20, centroids: np.ndarray | None = None, quiet: bool | None = None,
-                 out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 out: tuple[np.ndarray, np.ndarray] | None = None,
+                 expand: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Approximate kNN graph of the rows of ``x`` on cosine similarity, list by list with GEMMs.
 
     Args:
@@ -171,6 +220,9 @@ def ivf_gemm_knn(x, k: int, list_size: int | None = None, nlist: int | None = No
         quiet: hide the progress bar (default: the library setting).
         out: optional preallocated ``(nbrs, sims)`` arrays (int64 and float32, ``(N, k)``, e.g.
             ``np.lib.format.open_memmap`` files) that receive the result list by list.
+        expand: after the first pass, each row also scans this many lists it did not probe: those
+            that hold its neighbours' first :data:`EXPAND_DEPTH` neighbours most often (default
+            :data:`EXPAND`; 0: one pass, the recall of ``IndexIVFFlat`` with the same lists).
 
     Returns:
         ``(nbrs, sims)``: int64 ``(N, k)`` and float32 ``(N, k)``; column 0 is the row itself,
@@ -189,6 +241,9 @@ def ivf_gemm_knn(x, k: int, list_size: int | None = None, nlist: int | None = No
     for name, v in (("list_size", list_size), ("nlist", nlist), ("nprobe", nprobe)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
             raise ClustergError(f"{name}: expected an integer >= 1, got {v!r}")
+    expand = EXPAND if expand is None else expand
+    if isinstance(expand, bool) or not isinstance(expand, (int, np.integer)) or expand < 0:
+        raise ClustergError(f"expand: expected an integer >= 0, got {expand!r}")
     if isinstance(query_chunk, bool) or not isinstance(query_chunk, (int, np.integer)) or query_chunk < 1:
         raise ClustergError(f"query_chunk: expected an integer >= 1, got {query_chunk!r}")
     if int(train_per_list) < 1 or int(niter) < 1:
@@ -249,30 +304,23 @@ def ivf_gemm_knn(x, k: int, list_size: int | None = None, nlist: int | None = No
 
     # 3. queries in chunks (bounded heaps); per chunk, list by list: the queries that probe the
     #    list, one GEMM against the list's rows, compiled heap insertion into those queries' heaps
-    bar = progress(total=n, desc="kNN search (ivf-gemm)", disable=quiet or n <= _ROW_CHUNK, unit="q")
+    bar = progress(total=n * (2 if expand and k > 1 and nprobe < nlist else 1), desc="kNN search (ivf-gemm)", disable=quiet or n <= _ROW_CHUNK,
+                   unit="q")
     qbuf = np.empty(_BLOCK_FLOATS // 4, dtype=np.float32)
     sbuf = np.empty(_BLOCK_FLOATS // 4, dtype=np.float32)
-    short = []
     omp_threads = faiss.omp_get_max_threads()
     # the heap insertion is memory-bound: on few (or busy) cores its OpenMP region costs more than it gains
     heap_threads = _HEAP_THREADS or max(1, omp_threads // 2)
-    for c0 in range(0, n, query_chunk):
-        c1 = min(n, c0 + query_chunk)
-        nc = c1 - c0
-        hv = np.empty((nc, k), dtype=np.float32)
-        hi = np.empty((nc, k), dtype=np.int64)
-        heap = faiss.float_minheap_array_t()
-        heap.nh, heap.k = nc, k
-        heap.val, heap.ids = faiss.swig_ptr(hv), faiss.swig_ptr(hi)
-        heap.heapify()
-        flat = probes[c0:c1].ravel()
-        by_list = np.argsort(flat, kind="stable")
-        qs_all = (by_list // nprobe).astype(np.int64)  # chunk-local query of each (query, list) pair
-        starts = np.searchsorted(flat[by_list], np.arange(nlist + 1))
-        for lst in range(nlist):
+
+    def scan(heap, pair_lists: np.ndarray, pair_queries: np.ndarray, c0: int) -> None:
+        """Score every (query, list) pair of one chunk into the chunk's heaps, list by list."""
+        by_list = np.argsort(pair_lists, kind="stable")
+        qs_all = pair_queries[by_list]  # chunk-local query of each pair, grouped by list
+        starts = np.searchsorted(pair_lists[by_list], np.arange(nlist + 1))
+        for lst in np.flatnonzero(np.diff(starts)):
             a, b = int(offsets[lst]), int(offsets[lst + 1])
             qa, qb = int(starts[lst]), int(starts[lst + 1])
-            if a == b or qa == qb:
+            if a == b:
                 continue
             m = b - a
             ids = np.arange(a, b, dtype=np.int64)
@@ -291,18 +339,67 @@ def ivf_gemm_knn(x, k: int, list_size: int | None = None, nlist: int | None = No
                                                 faiss.swig_ptr(ids), 0)
                 if heap_threads:
                     faiss.omp_set_num_threads(omp_threads)
+
+    def heaps(hv: np.ndarray, hi: np.ndarray, fresh: bool):
+        heap = faiss.float_minheap_array_t()
+        heap.nh, heap.k = len(hv), k
+        heap.val, heap.ids = faiss.swig_ptr(hv), faiss.swig_ptr(hi)
+        if fresh:
+            heap.heapify()
+        return heap
+
+    short = np.zeros(n, dtype=bool)  # by position: probes held fewer than k candidates
+    for c0 in range(0, n, query_chunk):
+        c1 = min(n, c0 + query_chunk)
+        nc = c1 - c0
+        hv = np.empty((nc, k), dtype=np.float32)
+        hi = np.empty((nc, k), dtype=np.int64)
+        heap = heaps(hv, hi, fresh=True)
+        scan(heap, probes[c0:c1].ravel(), (np.arange(nc * nprobe) // nprobe).astype(np.int64), c0)
         heap.reorder()
         rows = order[c0:c1]
         sims[rows] = hv
-        bad = (hi < 0).any(axis=1)
+        short[c0:c1] = (hi < 0).any(axis=1)
         nbrs[rows] = order[np.maximum(hi, 0)]
-        if bad.any():
-            short.append(np.flatnonzero(bad) + c0)
         bar.update(nc)
+
+    # 3b. expansion: each row also scans the `expand` unprobed lists that hold its neighbours' first
+    #     EXPAND_DEPTH neighbours most often (count, ties by list id). The neighbours a row misses are
+    #     mostly of other identities, in lists far from its own centre; their identity mates are among
+    #     the row's found neighbours, whose own neighbours point to those lists
+    #     (docs/benchmarks/knn_gemm.md: a quarter of the scan buys more recall than doubling nprobe)
+    if expand and k > 1 and nprobe < nlist:  # (every list probed: nothing to add)
+        t_exp = time.perf_counter()
+        depth = min(EXPAND_DEPTH, k - 1)
+        lid = np.repeat(np.arange(nlist, dtype=np.uint16 if nlist <= 1 << 16 else np.int32), np.diff(offsets))
+        near = np.empty((n, depth), dtype=lid.dtype)  # by position: lists of the row's first neighbours
+        for s in range(0, n, _ROW_CHUNK):
+            near[s:s + _ROW_CHUNK] = lid[pos[nbrs[order[s:s + _ROW_CHUNK], 1:depth + 1]]]
+        del lid
+        added = 0
+        for c0 in range(0, n, query_chunk):
+            c1 = min(n, c0 + query_chunk)
+            nc = c1 - c0
+            rows = order[c0:c1]
+            # the chunk's heaps from the first pass: rows in ascending order are valid min-heaps
+            hv = np.ascontiguousarray(sims[rows][:, ::-1])
+            hi = np.ascontiguousarray(pos[nbrs[rows]][:, ::-1])
+            heap = heaps(hv, hi, fresh=False)
+            pl, pq = _expansion_pairs(near, hi, probes[c0:c1], short[c0:c1], int(expand), nlist)
+            added += len(pl)
+            scan(heap, pl, pq, c0)
+            heap.reorder()
+            todo = ~short[c0:c1]  # short rows keep their first pass: they are searched exactly below
+            sims[rows[todo]] = hv[todo]
+            nbrs[rows[todo]] = order[hi[todo]]
+            bar.update(nc)
+        del near
+        logger.info("ivf-gemm: expansion scanned %.1f more lists a row in %.1f s", added / n,
+                    time.perf_counter() - t_exp)
     bar.close()
     del qbuf, sbuf
-    if short:  # probes held fewer than k candidates: exact search for those rows
-        p = np.concatenate(short)
+    if short.any():  # probes held fewer than k candidates: exact search for those rows
+        p = np.flatnonzero(short)
         logger.info("ivf-gemm: %d rows had fewer than k=%d candidates; searched exactly", len(p), k)
         dd, ii = faiss.knn(np.ascontiguousarray(xs[p]), xs, k, metric=faiss.METRIC_INNER_PRODUCT)
         sims[order[p]], nbrs[order[p]] = dd, order[ii]
