@@ -289,17 +289,26 @@ def test_default_pipeline_on_synthetic_sets(n_ids, seed, grid):
 
 
 def test_default_pipeline_rejoins_identities_of_hundreds():
-    """Synthetic median identity size ~500 (the regime sweep's set): Ada-NETS alone splits an identity of
-    about 1,200 faces in large pieces; the default rejoins them and reaches the Infomap oracle - 0.02."""
+    """Synthetic median identity size ~500 (the regime sweep's set): where Ada-NETS alone splits an identity
+    of about 1,200 faces in large pieces, the default rejoins them; either way it reaches the Infomap
+    oracle - 0.02.
+
+    Whether Ada-NETS splits here depends on the machine: on the CPU of earlier CI runs it did (and the rejoin
+    lifted F by more than 0.05); on an AVX-512 CPU with faiss 1.15.1 (2026-12-07) Ada-NETS alone scored
+    0.999 with 13 clusters, leaving nothing to rejoin. The rejoin itself is pinned in tests/test_rejoin.py."""
     from clusterg.data.synth import synth_ms1m
     x, y = synth_ms1m(6000, dim=128, n_ids=12, seed=600)
     knn = knn_search(_unit(x), 80, normalize=False)
     est = make_clusterer("auto", domain_fallback=False)  # synthetic features: Ada-NETS only when asked
     f = _fp(y, est.fit_predict(x, knn=knn))
-    assert est.method_ == "ada-nets" and est.rejoined_ >= 1
+    assert est.method_ == "ada-nets"
     f_ada = _fp(y, est.estimator_.labels_)  # Ada-NETS' own clustering, before the rejoin
     best = _best_infomap(knn, y, np.round(np.arange(0.88, 0.9401, 0.006), 3), ks=(10, 20))
-    assert f >= best - 0.02 and f > f_ada + 0.05, (f, f_ada, best)
+    assert f >= best - 0.02, (f, f_ada, best)
+    if f_ada < best - 0.02:  # Ada-NETS split people: the rejoin must have joined them
+        assert est.rejoined_ >= 1 and f > f_ada + 0.05, (f, f_ada, best, est.rejoined_)
+    else:
+        assert f >= f_ada - 0.005, (f, f_ada)  # nothing to rejoin: the rejoin does no harm
     f_default = _fp(y, make_clusterer("auto").fit_predict(x, knn=knn))  # the default: Infomap (outside the domain)
     assert f_default >= best - 0.02, (f_default, best)
 
