@@ -12,6 +12,7 @@ identities and seed), e.g. the 5.21M part9-like set end to end::
 
     python benchmarks/default_584k.py --split part9_test -o docs/benchmarks/default_5210k.json
 
+``--expand N`` sets ivf-gemm's second pass (lists a row; ``--expand 0``: the one-pass scan, for a baseline).
 ``--log`` prints each stage's progress (logging at info level) to stderr.
 """
 from __future__ import annotations
@@ -33,6 +34,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default=None, help="a test split of ms1m_protocol.SPLITS (overrides --n)")
     ap.add_argument("--log", action="store_true", help="log each stage at info level to stderr")
     ap.add_argument("--knn-method", default="auto", help="kNN search method (default auto, as the clusterers)")
+    ap.add_argument("--expand", type=int, default=None,
+                    help="ivf-gemm's second pass, lists a row (default: ivf-gemm's own, 0: one pass)")
     args = ap.parse_args(argv)
     if args.log:
         import logging
@@ -57,14 +60,20 @@ def main(argv=None) -> int:
         command = f"python benchmarks/default_584k.py --n {args.n} -o {args.output}"
     if args.knn_method != "auto":
         command = command.replace(" -o ", f" --knn-method {args.knn_method} -o ")
+    if args.expand is not None:
+        command = command.replace(" -o ", f" --expand {args.expand} -o ")
     out = {"command": command, "n": args.n, "dim": DIM, "identities": n_ids, "seed": seed, "k": K,
            "threads": os.cpu_count()}
     t = time.perf_counter()
     x, y = synth_ms1m(args.n, dim=DIM, n_ids=n_ids, seed=seed)
     out["synth_s"] = round(time.perf_counter() - t, 1)
     out["knn_method"] = resolve_method(args.knn_method, args.n)
+    if out["knn_method"] == "ivf-gemm":
+        from clusterg.knn.ivf_gemm import EXPAND
+        out["expand"] = EXPAND if args.expand is None else args.expand
     t = time.perf_counter()
-    knn = knn_search(x, K, method=args.knn_method)  # "auto": the default of every clusterer
+    # "auto": the default of every clusterer
+    knn = knn_search(x, K, method=args.knn_method, expand=args.expand)
     out["knn_s"] = round(time.perf_counter() - t, 1)
     out["peak_rss_after_knn_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     out["knn_recall_at_80_sample_2000"] = round(sampled_recall(x, knn[0], n_sample=2000), 4)

@@ -162,3 +162,17 @@ def test_expansion_with_nothing_to_add():
     assert (nb[:, 0] == np.arange(2000)).all()
     nb, _ = ivf_gemm_knn(x, 10, nlist=4, nprobe=4, quiet=True)
     assert knn_recall(nb, _exact(x, 10)[1]) > 0.999
+
+
+def test_knn_search_passes_expand_to_ivf_gemm_only():
+    """``knn_search(method='ivf-gemm', expand=...)`` is ivf_gemm_knn's second pass; other methods refuse it."""
+    x = np.random.default_rng(4).normal(size=(3000, 16)).astype(np.float32)
+    for e in (0, 8):
+        got = knn_search(x, 20, method="ivf-gemm", nprobe=4, expand=e, quiet=True)
+        want = ivf_gemm_knn(x, 20, nprobe=4, expand=e, quiet=True)
+        np.testing.assert_array_equal(got[0], want[0])
+    assert not np.array_equal(knn_search(x, 20, method="ivf-gemm", nprobe=4, expand=0, quiet=True)[0],
+                              knn_search(x, 20, method="ivf-gemm", nprobe=4, quiet=True)[0])
+    for method in ("flat", "hnsw", "auto"):  # 'auto' is exact at this size
+        with pytest.raises(ClustergError, match="expand is a setting of method='ivf-gemm' only"):
+            knn_search(x, 20, method=method, expand=4)

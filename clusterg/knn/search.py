@@ -359,7 +359,7 @@ def _self_first(nbrs: np.ndarray, sims: np.ndarray, self_sim: np.ndarray) -> Non
 def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_size: int | None = None,
                nlist: int | None = None, nprobe: int | None = None, hnsw_m: int = 32,
                ef_search: int | None = None, normalize: bool = True, seed: int = 0,
-               quiet: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+               quiet: bool | None = None, expand: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """kNN of every row of ``x`` among the rows of ``x``, on cosine similarity.
 
     Args:
@@ -377,6 +377,9 @@ def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_si
         hnsw_m, ef_search: HNSW links per node (32) and search depth (default max(2k, 64)).
         normalize: L2-normalise rows first (cosine); False uses raw inner products.
         seed: seed for IVF training.
+        expand: ``ivf-gemm`` only: unprobed lists a row scans in the second pass (default
+            :data:`clusterg.knn.ivf_gemm.EXPAND`; 0: one pass). Given with another method:
+            :class:`~clusterg.ClustergError`.
 
     Returns:
         ``(nbrs, sims)``: int64 ``(N, k)`` and float32 ``(N, k)``, self first,
@@ -384,11 +387,14 @@ def knn_search(x, k: int, method: Method = "flat", device: str = "cpu", chunk_si
     """
     if method == "auto":
         method = resolve_method(method, int(np.shape(x)[0]) if np.ndim(x) == 2 else 0, device)
+    if expand is not None and method != "ivf-gemm":
+        raise ClustergError(f"expand is a setting of method='ivf-gemm' only, not of {method!r}")
     if method == "ivf-gemm":  # list-major IVF, one GEMM per list: clusterg.knn.ivf_gemm (CPU)
         from .ivf_gemm import ivf_gemm_knn
         if device == "cuda":
             raise ClustergError("method='ivf-gemm' runs on the CPU; use 'flat' or 'ivf' on the GPU")
-        nbrs, sims = ivf_gemm_knn(x, k, nlist=nlist, nprobe=nprobe, normalize=normalize, seed=seed, quiet=quiet)
+        nbrs, sims = ivf_gemm_knn(x, k, nlist=nlist, nprobe=nprobe, normalize=normalize, seed=seed, quiet=quiet,
+                                  expand=expand)
         _check_recall(x, nbrs, method, nprobe, normalize, seed)
         return nbrs, sims
     xs = _prepare(x, "features", normalize)
